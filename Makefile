@@ -1,0 +1,38 @@
+# How ChatGPT Learns -- two commands:
+#   make lab    set up (first time only) and open the course in JupyterLab
+#   make test   set up (first time only) and run every test and notebook
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test setup data checkpoints lint bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check utils tests bench notebooks
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
+	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:randomly notebooks -q
+
+data: $(STAMP)
+	$(BIN)/python -m utils.world
+
+checkpoints: $(STAMP)
+	$(BIN)/python -m utils.build
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check utils tests bench notebooks
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,7 @@
+"""How ChatGPT Learns: the helpers the course notebooks share.
+
+Every notebook starts with ``from utils import setup; setup(seed=0)``.
+"""
+from utils.repro import setup, seed_everything, pick_device
+
+__all__ = ["setup", "seed_everything", "pick_device"]

@@ -1,0 +1,70 @@
+"""Self-checks for learners' exercise answers, with friendly messages.
+
+After d2l's ``check_shape`` and Karpathy's ``cmp``: say what was expected, what
+came, and a hint -- never a raw traceback from inside torch.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class CheckError(AssertionError):
+    """A learner's answer is not right yet; the message says why and what to try.
+
+    Raised (instead of a deep torch traceback) and shown without a stack by
+    Jupyter because the traceback is hidden for this class.
+    """
+
+    def _render_traceback_(self):  # IPython shows only this, not 40 frames
+        return [f"\x1b[31mCheck failed:\x1b[0m {self}"]
+
+
+def check_shape(t, shape, name: str = "tensor") -> None:
+    """Check that ``t`` has ``shape`` (use ``None`` for 'any size' in a dimension).
+
+    >>> check_shape(torch.zeros(2, 3), (2, None))
+    """
+    if not isinstance(t, torch.Tensor):
+        raise CheckError(f"{name} should be a torch.Tensor of shape {tuple(shape)}, "
+                         f"but it is a {type(t).__name__}. Hint: torch.tensor(...) converts lists.")
+    got = tuple(t.shape)
+    want = tuple(shape)
+    same = len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+    if not same:
+        pretty = tuple("any" if w is None else w for w in want)
+        hint = ("check which dimension you summed or indexed over"
+                if len(got) != len(want) else "check the order of the dimensions (transpose?)")
+        raise CheckError(f"{name} has shape {got}, expected {pretty}. Hint: {hint}.")
+
+
+def compare(name: str, mine, ref, atol: float = 1e-5, rtol: float = 1e-4) -> str:
+    """Compare a learner's result with the reference; print and return the verdict.
+
+    Verdicts: ``exact``, ``close`` (within tolerance) -- or a ``CheckError`` that
+    says how far off the answer is and where the largest difference sits.
+    """
+    mine_t, ref_t = _as_tensor(name, mine), _as_tensor(name, ref)
+    if mine_t.shape != ref_t.shape:
+        raise CheckError(f"{name}: your answer has shape {tuple(mine_t.shape)} but the reference "
+                         f"has shape {tuple(ref_t.shape)}.")
+    if torch.equal(mine_t, ref_t):
+        verdict = "exact"
+    elif torch.allclose(mine_t.double(), ref_t.double(), atol=atol, rtol=rtol):
+        verdict = "close"
+    else:
+        diff = (mine_t.double() - ref_t.double()).abs()
+        where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
+        raise CheckError(f"{name}: not equal to the reference. Largest difference "
+                         f"{diff.max().item():.3g} at index {where} "
+                         f"(yours {mine_t[where].item():.4g}, reference {ref_t[where].item():.4g}).")
+    print(f"{name:24s} | {verdict}")
+    return verdict
+
+
+def _as_tensor(name, x) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    try:
+        return torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckError(f"{name}: expected numbers or a tensor, got {type(x).__name__}.") from exc
