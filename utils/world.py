@@ -199,17 +199,17 @@ class World:
         Raises ``ValueError`` if the text is not a TinyWorld story or (which
         would be a bug in the grammar) has more than one derivation.
         """
-        sentences = _split_sentences(story)
+        sentences = split_sentences(story)
         if len(sentences) < 4 or len(sentences) - 2 not in dict(BODY_LENGTHS):
             raise ValueError(f"not a TinyWorld story (wrong number of sentences): {story!r}")
-        heroes = [c for c in self.characters if _derivations(sentences[0], OPENINGS, c, self)]
+        heroes = [c for c in self.characters if sentence_derivations(sentences[0], OPENINGS, c, self)]
         if len(heroes) != 1:
             raise ValueError(f"cannot tell who the story is about: {story!r}")
         hero = heroes[0]
         nats = math.log(len(self.characters)) - math.log(dict(BODY_LENGTHS)[len(sentences) - 2])
         groups = [OPENINGS] + [BODY] * (len(sentences) - 2) + [CLOSINGS]
         for sentence, templates in zip(sentences, groups):
-            found = _derivations(sentence, templates, hero, self)
+            found = sentence_derivations(sentence, templates, hero, self)
             if len(found) != 1:
                 raise ValueError(f"{len(found)} derivations for {sentence!r}")
             nats += found[0]
@@ -387,7 +387,7 @@ def _entropy(probs) -> float:
 _SENTENCE_END = re.compile(r'(?<=[.?!]) |(?<=[.?!]") ')
 
 
-def _split_sentences(story: str) -> list[str]:
+def split_sentences(story: str) -> list[str]:
     return _SENTENCE_END.split(story.strip())
 
 
@@ -415,7 +415,7 @@ def _template_regex(template: str, world: "World", hero: Character):
     return re.compile("".join(out)), groups
 
 
-def _derivations(sentence, templates, hero, world) -> list[float]:
+def sentence_derivations(sentence, templates, hero, world) -> list[float]:
     """Nats of each way ``sentence`` can be derived from ``templates`` for ``hero``."""
     found = []
     for template, p in templates:
@@ -446,9 +446,9 @@ def _slot_nats(values, groups, slots, hero, world):
 
 def story_hero(story: str, world: World) -> Character | None:
     """The character a story is about (the name in its first sentence)."""
-    first = _split_sentences(story)[0]
+    first = split_sentences(story)[0]
     for c in world.characters:
-        if _derivations(first, OPENINGS, c, world):
+        if sentence_derivations(first, OPENINGS, c, world):
             return c
     return None
 
@@ -526,9 +526,13 @@ class MissingDataError(FileNotFoundError):
     """A data file is missing; the message names the command that rebuilds it."""
 
 
-def _read(name: str, data_dir: Path | None = None) -> str:
+def _data_dir() -> Path:
     from utils.paths import DATA_DIR
-    path = (data_dir or DATA_DIR) / name
+    return DATA_DIR
+
+
+def _read(name: str, data_dir: Path | None = None) -> str:
+    path = (data_dir or _data_dir()) / name
     if not path.exists():
         raise MissingDataError(f"{path} is missing. Rebuild the course data with `make data` "
                                f"(or `python -m utils.world`) from the repository root.")
@@ -551,9 +555,8 @@ def load_chats(data_dir: Path | None = None) -> list[dict]:
 
 def main():  # pragma: no cover - thin CLI
     import argparse
-    from utils.paths import DATA_DIR
     parser = argparse.ArgumentParser(description="Write TinyWorld's corpus and chats to data/.")
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser.add_argument("--out", type=Path, default=_data_dir())
     args = parser.parse_args()
     manifest = write_data(args.out)
     for name, info in manifest["files"].items():

@@ -1,0 +1,43 @@
+"""Learner self-checks say what was expected and what came."""
+import pytest
+import torch
+
+from utils import seed_everything, setup
+from utils.checks import CheckError, check_shape, compare
+
+
+def test_check_shape_accepts_matching_and_wildcards():
+    check_shape(torch.zeros(2, 3), (2, None))
+
+
+def test_check_shape_says_what_was_expected():
+    with pytest.raises(CheckError, match=r"shape \(3, 2\), expected \(2, 3\)"):
+        check_shape(torch.zeros(3, 2), (2, 3))
+    with pytest.raises(CheckError, match="should be a torch.Tensor"):
+        check_shape([[1, 2]], (1, 2))
+
+
+def test_compare_reports_exact_close_and_where_it_differs():
+    assert compare("x", torch.ones(3), torch.ones(3)) == "exact"
+    assert compare("x", torch.ones(3) + 1e-7, torch.ones(3)) == "close"
+    with pytest.raises(CheckError, match=r"index \(1,\)"):
+        compare("x", torch.tensor([1.0, 5.0]), torch.tensor([1.0, 2.0]))
+    with pytest.raises(CheckError, match="shape"):
+        compare("x", torch.ones(2), torch.ones(3))
+
+
+def test_check_error_hides_the_traceback_in_jupyter():
+    lines = CheckError("nope")._render_traceback_()
+    assert len(lines) == 1 and "nope" in lines[0]
+
+
+def test_seeding_makes_runs_repeat():
+    seed_everything(3)
+    a = torch.randn(4)
+    seed_everything(3)
+    assert torch.equal(a, torch.randn(4))
+
+
+def test_setup_caps_threads_and_returns_cpu():
+    device = setup(seed=0, quiet=True)
+    assert device.type == "cpu" and 1 <= torch.get_num_threads() <= 2
