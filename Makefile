@@ -27,6 +27,7 @@ test: $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/python -m utils.world
+	$(BIN)/python -m utils.text
 
 checkpoints: $(STAMP)
 	$(BIN)/python -m utils.build

@@ -1,0 +1,207 @@
+"""Self-attention from scratch, after Vaswani et al. 2017, "Attention Is All You Need" (arXiv 1706.03762).
+
+Each position ``t`` asks a question (its *query*), every position ``s`` offers a
+label (its *key*) and a message (its *value*). The output at ``t`` is an average of
+the values, weighted by how well each key matches the query:
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V          (Vaswani et al. 2017, eq. 1)
+
+Notebook 02 derives every step; this module is the one home of the final code,
+and later notebooks import it. Two paths compute the same thing:
+
+* the **from-scratch** path (``scaled_dot_product_attention`` below): readable,
+  returns the attention weights for heat maps, and costs O(T^2) memory;
+* the **fused** path (``torch.nn.functional.scaled_dot_product_attention``): one
+  optimized kernel, faster, the default for training.
+
+Shapes: ``B`` batch, ``nh`` heads, ``T`` sequence length (``Tq`` queries, ``Tk``
+keys), ``hs`` head size, ``d_model = nh * hs``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["attention_scores", "causal_mask", "softmax_stable", "attention_weights",
+           "scaled_dot_product_attention", "MultiHeadAttention"]
+
+
+def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """How well each query matches each key: ``q k^T / sqrt(d)`` (Vaswani et al. 2017, sec. 3.2.1).
+
+    The dot product of two random vectors with ``d`` unit-variance entries has
+    variance ``d``; dividing by ``sqrt(d)`` brings it back to about 1, so the
+    softmax that follows does not saturate as the head size grows.
+    """
+    _check_qk(q, k)
+    return (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (..., Tq, hs) @ (..., hs, Tk) -> (..., Tq, Tk)
+
+
+def causal_mask(T: int, T_keys: int | None = None, device=None) -> torch.Tensor:
+    """Bool mask, ``True`` = may attend: query ``t`` sees keys ``0..t``, never the future.
+
+    Lower-triangular (Vaswani et al. 2017, sec. 3.2.3: "masking out ... all values
+    which correspond to illegal connections"). With ``T_keys != T`` the triangle is
+    aligned top-left, as in ``F.scaled_dot_product_attention(is_causal=True)``.
+    """
+    T_keys = T if T_keys is None else T_keys
+    return torch.ones(T, T_keys, dtype=torch.bool, device=device).tril()  # (T, T_keys)
+
+
+def softmax_stable(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Softmax that cannot overflow: subtract each row's maximum before ``exp``.
+
+    ``softmax(x) = softmax(x - c)`` for any constant ``c`` (it cancels in the
+    ratio). With ``c = max(x)`` the largest exponent is ``exp(0) = 1``, so even
+    logits of 1e4 give finite numbers, where a naive ``exp(1e4)`` is ``inf`` and
+    ``inf / inf`` is ``nan``. A row that is entirely ``-inf`` (a query allowed to
+    see nothing) gives all zeros, as torch's fused kernel does.
+    """
+    row_max = x.amax(dim=dim, keepdim=True)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    e = torch.exp(x - row_max)  # every entry <= 1
+    total = e.sum(dim=dim, keepdim=True)  # >= 1 unless the whole row is masked
+    return e / total.clamp_min(torch.finfo(e.dtype).tiny)
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None,
+                      causal: bool = False) -> torch.Tensor:
+    """The attention pattern: ``softmax(q k^T / sqrt(d))`` with disallowed pairs masked out.
+
+    Row ``t`` of the result is a probability distribution over the keys: how much
+    position ``t`` draws from each position. ``mask`` is bool, ``True`` = may
+    attend, broadcastable to ``(..., Tq, Tk)``; ``causal=True`` also hides the future.
+    """
+    scores = attention_scores(q, k)  # (..., Tq, Tk)
+    allowed = _allowed(mask, causal, scores)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))  # exp(-inf) = 0: no weight
+    return softmax_stable(scores, dim=-1)  # (..., Tq, Tk), each row sums to 1
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 mask: torch.Tensor | None = None, causal: bool = False,
+                                 return_weights: bool = False):
+    """Scaled dot-product attention from scratch (Vaswani et al. 2017, eq. 1).
+
+    Matches ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+    is_causal=causal)`` for q ``(..., Tq, hs)``, k ``(..., Tk, hs)``, v ``(..., Tk, hv)``,
+    e.g. fully batched ``(B, nh, T, hs)``. Returns ``(..., Tq, hv)``, and the weights
+    ``(..., Tq, Tk)`` too when ``return_weights=True``. (Unlike torch, ``mask`` and
+    ``causal`` may be combined: a pair must pass both.)
+    """
+    if k.size(-2) != v.size(-2):
+        raise ValueError(f"k and v must have one row per key: k has {k.size(-2)} keys "
+                         f"(shape {tuple(k.shape)}) but v has {v.size(-2)} (shape {tuple(v.shape)}).")
+    weights = attention_weights(q, k, mask=mask, causal=causal)  # (..., Tq, Tk)
+    out = weights @ v  # (..., Tq, Tk) @ (..., Tk, hv) -> (..., Tq, hv): a weighted average of values
+    return (out, weights) if return_weights else out
+
+
+class MultiHeadAttention(nn.Module):
+    """Several attention heads side by side (Vaswani et al. 2017, sec. 3.2.2).
+
+    One fused linear layer ``qkv`` makes queries, keys and values for all heads at
+    once; each head works in its own ``hs = d_model // n_heads`` dimensions; the
+    heads' outputs are concatenated and mixed by ``proj``. No Python loop over
+    heads: the head dimension is a batch dimension, ``(B, nh, T, hs)``.
+
+    ``use_fused=True`` (the default, for training) calls torch's fused kernel;
+    ``use_fused=False`` runs the from-scratch path above (for teaching). Both give
+    the same numbers up to float rounding. ``forward(x, return_weights=True)``
+    always uses the from-scratch path and also returns the weights ``(B, nh, T, T)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, causal: bool = True, bias: bool = True,
+                 dropout: float = 0.0, use_fused: bool = True):
+        super().__init__()
+        if n_heads < 1 or d_model % n_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: each head "
+                             f"gets d_model // n_heads dimensions, so pick n_heads that divides "
+                             f"d_model (e.g. {_divisors_hint(d_model)}).")
+        self.d_model, self.n_heads, self.head_size = d_model, n_heads, d_model // n_heads
+        self.causal, self.dropout, self.use_fused = causal, dropout, use_fused
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # all heads' q, k, v in one matmul
+        self.proj = nn.Linear(d_model, d_model, bias=bias)  # mixes the heads' outputs
+        self.attn_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, return_weights: bool = False):
+        """``x`` (B, T, d_model) -> (B, T, d_model) [, weights (B, nh, T, T)]."""
+        if x.dim() != 3 or x.size(-1) != self.d_model:
+            raise ValueError(f"MultiHeadAttention expects x of shape (B, T, d_model={self.d_model}), "
+                             f"got {tuple(x.shape)}.")
+        q, k, v = self._split_heads(x)  # each (B, nh, T, hs)
+        weights = None
+        if self.use_fused and not return_weights:
+            drop = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
+        else:
+            y, weights = scaled_dot_product_attention(q, k, v, causal=self.causal, return_weights=True)
+            if self.training and self.dropout > 0:
+                y = self.attn_drop(weights) @ v  # (B, nh, T, T) @ (B, nh, T, hs)
+        y = self._merge_heads(y)  # (B, T, d_model)
+        y = self.proj(y)  # (B, T, d_model)
+        return (y, weights) if return_weights else y
+
+    def _split_heads(self, x: torch.Tensor):
+        B, T, _ = x.shape
+        qkv = self.qkv(x)  # (B, T, 3 * d_model)
+        qkv = qkv.view(B, T, 3, self.n_heads, self.head_size)  # (B, T, 3, nh, hs)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs): a view, no copy
+        return qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
+
+    def _merge_heads(self, y: torch.Tensor) -> torch.Tensor:
+        B, nh, T, hs = y.shape  # (B, nh, T, hs)
+        return y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs): heads side by side
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, n_heads={self.n_heads}, head_size={self.head_size}, "
+                f"causal={self.causal}, use_fused={self.use_fused}")
+
+
+# ---------------------------------------------------------------------------
+# Friendly checks: say what is wrong in course words, before torch does.
+# ---------------------------------------------------------------------------
+def _check_qk(q: torch.Tensor, k: torch.Tensor) -> None:
+    if q.dim() < 2 or k.dim() < 2:
+        raise ValueError(f"q and k need at least 2 dimensions (..., T, head_size); "
+                         f"got q {tuple(q.shape)}, k {tuple(k.shape)}.")
+    if q.size(-1) != k.size(-1):
+        raise ValueError(f"q and k must have the same last dimension (head size) to take dot "
+                         f"products: q has {q.size(-1)} (shape {tuple(q.shape)}), k has {k.size(-1)} "
+                         f"(shape {tuple(k.shape)}).")
+
+
+def _allowed(mask: torch.Tensor | None, causal: bool, scores: torch.Tensor) -> torch.Tensor | None:
+    """Combine an explicit bool mask and the causal triangle; None means 'all allowed'."""
+    Tq, Tk = scores.shape[-2:]
+    allowed = causal_mask(Tq, Tk, device=scores.device) if causal else None
+    if mask is None:
+        return allowed
+    _check_mask(mask, scores)
+    return mask if allowed is None else mask & allowed
+
+
+def _check_mask(mask, scores: torch.Tensor) -> None:
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a bool tensor (True = may attend, False = blocked), got {got}. "
+                         f"If you have an additive 0/-inf mask m, pass mask=(m == 0); "
+                         f"if you have 1/0 numbers, pass mask=m.bool().")
+    try:
+        torch.broadcast_shapes(mask.shape, scores.shape)
+        ok = mask.dim() >= 2 and tuple(mask.shape[-2:]) == tuple(scores.shape[-2:])
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"mask has shape {tuple(mask.shape)}, but the attention scores have shape "
+                         f"{tuple(scores.shape)} (..., Tq, Tk): the mask needs one entry per "
+                         f"(query, key) pair, i.e. shape (Tq, Tk) = {tuple(scores.shape[-2:])} "
+                         f"or one that broadcasts to {tuple(scores.shape)}.")
+
+
+def _divisors_hint(n: int) -> str:
+    return ", ".join(str(d) for d in range(1, min(n, 16) + 1) if n % d == 0)
