@@ -4,8 +4,17 @@ import torch
 
 from utils import seed_everything
 from utils.model import GPT, GPTConfig
-from utils.train import (IGNORE, TrainConfig, eval_loss, lm_loss, lr_at, pack_stories, random_batches,
-                         split_rows, train)
+from utils.train import (
+    IGNORE,
+    TrainConfig,
+    eval_loss,
+    lm_loss,
+    lr_at,
+    pack_stories,
+    random_batches,
+    split_rows,
+    train,
+)
 
 EOT, PAD = 98, 99
 
@@ -52,7 +61,7 @@ def test_training_lowers_the_loss_and_is_deterministic():
         hist = train(model, random_batches(x, y, 8, seed=0), TrainConfig(steps=60, lr=1e-2, eval_every=30),
                      evaluate=lambda m: {"val_loss": eval_loss(m, x, y)}, progress=False)
         return model, hist
-    (m1, h1), (m2, h2) = run(), run()
+    (m1, h1), (_, h2) = run(), run()
     assert h1.train_loss == h2.train_loss
     assert h1.eval[-1]["val_loss"] < 0.3 * h1.train_loss[0]
     assert h1.tokens == 60 * 8 * 8 and len(h1.eval) == 2
