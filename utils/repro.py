@@ -25,7 +25,14 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def n_threads() -> int:
-    """Threads torch should use here: the cores this process may run on, at most 2."""
+    """Threads torch should use here: the cores this process may run on, at most 2.
+
+    Set the environment variable ``COURSE_THREADS`` to override (e.g. ``1`` on a
+    machine where other programs keep the cores busy: two threads that wait for
+    each other on busy cores can be several times slower than one).
+    """
+    if os.environ.get("COURSE_THREADS"):
+        return max(1, int(os.environ["COURSE_THREADS"]))
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows

@@ -34,10 +34,14 @@ from pathlib import Path
 # ----------------------------------------------------------------------------
 SHE_NAMES = ["Mia", "Ava", "Zoe", "Lily", "Emma", "Nora", "Ruby", "Ella", "Ivy", "Lucy",
              "Rosa", "Hana", "Maya", "Iris", "Tess", "Gina", "Lena", "Cora", "Dina", "Fay",
-             "Nell", "Kira", "Vera", "Jade"]
+             "Nell", "Kira", "Vera", "Jade", "Alma", "Bea", "Cleo", "Dora", "Edie", "Flora",
+             "Greta", "Hope", "Ines", "June", "Kate", "Lola", "Mona", "Nina", "Opal", "Pia",
+             "Rita", "Sara", "Tara", "Uma", "Vivi", "Wanda", "Yara", "Zia"]
 HE_NAMES = ["Leo", "Max", "Sam", "Ben", "Tom", "Finn", "Jack", "Omar", "Hugo", "Eli",
             "Noah", "Ravi", "Kai", "Luca", "Theo", "Dan", "Ivan", "Paul", "Otto", "Raj",
-            "Abe", "Carl", "Seth", "Ned"]
+            "Abe", "Carl", "Seth", "Ned", "Alan", "Boris", "Cody", "Dev", "Emil", "Frank",
+            "Gil", "Hank", "Igor", "Joel", "Karl", "Liam", "Nico", "Oscar", "Pete", "Rob",
+            "Stan", "Tim", "Umar", "Walt", "Yuri", "Zack", "Amir", "Bert"]
 #: Names the corpus never mentions: the honest answer about them is "I don't know".
 UNKNOWN_NAMES = ["Zara", "Quinn", "Yusuf", "Wren", "Bo", "Xena", "Pip", "Olga",
                  "Gus", "Una", "Vik", "Elsa"]
@@ -93,7 +97,7 @@ OPENINGS = [
     ("This is a story about {name}.", 0.25),
 ]
 BODY = [
-    ("{Pro} had a {pet}.", 0.10),
+    ("{Pro} had a {pet}.", 0.08),
     ("{name}'s pet was a {pet}.", 0.08),
     ("{Poss} favourite colour was {colour}.", 0.08),
     ("{Pro} said, \"I like {colour}.\"", 0.04),
@@ -102,10 +106,12 @@ BODY = [
     ("{Pro} worked as a {job} in {town}.", 0.08),
     ("{name} lived in {town}.", 0.06),
     ("One day, {pro} met {friend}, who lived in {friend_town}.", 0.10),
-    ("{Pro} and {friend} were friends, and {friend}'s pet was a {friend_pet}.", 0.06),
-    ("{Pro} {went} to the {place} with {poss} {pet}.", 0.10),
-    ("In the {place} there {animals}.", 0.08),
-    ("It was {weather}, so {pro} felt {feeling}.", 0.08),
+    ("{Pro} and {friend} were friends, and {friend}'s pet was a {friend_pet}.", 0.05),
+    ("{Poss} friend {friend} was a {friend_job}.", 0.05),
+    ("{Pro} cooked {food} for {friend}.", 0.04),
+    ("{Pro} {went} to the {place} with {poss} {pet}.", 0.08),
+    ("In the {place} there {animals}.", 0.06),
+    ("It was {weather}, so {pro} felt {feeling}.", 0.06),
 ]
 CLOSINGS = [
     ("The end.", 0.5),
@@ -179,8 +185,7 @@ class World:
             others = [c for c in self.characters if c is not hero]
             friend = rng.choice(others)
             nats += math.log(len(others))
-            values.update(friend=friend.name, friend_town=friend.facts["town"],
-                          friend_pet=friend.facts["pet"])
+            values.update(friend=friend.name, **{f"friend_{a}": v for a, v in friend.facts.items()})
         for slot in sorted(set(_SLOT.findall(template)) & set(FREE_SLOTS)):
             values[slot], p = _choose(rng, FREE_SLOTS[slot])
             nats += -math.log(p)
@@ -259,7 +264,7 @@ class World:
         if "friend" in slots:
             others = [c for c in self.characters if c is not hero]
             h += math.log(len(others))
-            for slot, attr in (("friend", None), ("friend_town", "town"), ("friend_pet", "pet")):
+            for slot, attr in [("friend", None)] + [(f"friend_{a}", a) for a in ATTRIBUTES]:
                 count = slots.count(slot)
                 mean = sum(len(c.name if attr is None else c.facts[attr]) for c in others)
                 length += count * mean / len(others)
@@ -436,7 +441,7 @@ def _slot_nats(values, groups, slots, hero, world):
         repeated = {g for g, s in zip(groups, slots) if s == "friend"}
         if friend is hero or len(repeated) > 1 or any(
                 values.get(f"friend_{a}", friend.facts[a]) != friend.facts[a]
-                for a in ("town", "pet")):
+                for a in ATTRIBUTES):
             return None
         nats += math.log(len(world.characters) - 1)
     for slot in set(slots) & set(FREE_SLOTS):
