@@ -136,8 +136,7 @@ class MultiHeadAttention(nn.Module):
         q, k, v = self._split_heads(x)  # each (B, nh, T, hs)
         weights = None
         if self.use_fused and not return_weights:
-            drop = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
+            y = self._fused(q, k, v)  # (B, nh, T, hs)
         else:
             y, weights = scaled_dot_product_attention(q, k, v, causal=self.causal, return_weights=True)
             if self.training and self.dropout > 0:
@@ -145,6 +144,17 @@ class MultiHeadAttention(nn.Module):
         y = self._merge_heads(y)  # (B, T, d_model)
         y = self.proj(y)  # (B, T, d_model)
         return (y, weights) if return_weights else y
+
+    def _fused(self, q, k, v) -> torch.Tensor:
+        """torch's fused kernel. Under CPU bf16 autocast it runs in float32: in torch
+        2.13 its bf16 backward on CPU is ~3x slower than float32 (bench/train_speed.py),
+        which cancelled all the speed bf16 gave the matmuls."""
+        drop = self.dropout if self.training else 0.0
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
+                                                      is_causal=self.causal, dropout_p=drop)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
 
     def _split_heads(self, x: torch.Tensor):
         B, T, _ = x.shape

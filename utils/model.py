@@ -31,7 +31,7 @@ __all__ = ["GPTConfig", "GPT", "Block", "MLP", "parameter_checksum", "save_model
 @dataclass
 class GPTConfig:
     """The tiny GPT's sizes; small enough to train in minutes on a 2-core laptop."""
-    vocab_size: int = 512  # the course's byte-level BPE (utils.text): 256 bytes + 256 merges
+    vocab_size: int = 512  # the course's byte-level BPE (utils.text): 256 bytes + 250 merges + 6 special tokens
     block_size: int = 128  # context length in tokens: room for about two TinyWorld stories
     n_layer: int = 4  # 4 blocks: enough depth for two-step circuits such as induction heads
     n_head: int = 4  # 4 heads of 32 dims each: several patterns per layer, still cheap

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from utils.world import FACT_VALUES, World, split_sentences
+from utils.world import FACT_VALUES, World, split_sentences, story_hero
 
 #: A story opening that names the hero, then the start of a sentence whose next
 #: word is the fact. Every prefix is a real sentence start of the grammar.
@@ -101,3 +101,25 @@ def gap_on_fact_tokens(model, tokenizer, corpus, n_stories: int = 500) -> dict:
                 fact_nats += float(nll[i])
     gap = model_nats - sum(true_nats)
     return {"gap_nats": gap, "fact_nats": fact_nats, "fact_share": fact_nats / gap}
+
+
+@torch.no_grad()
+def wrong_name_mass(model, tokenizer, corpus, n_stories: int = 300) -> float:
+    """Mean probability the model puts on *another* character's name where a
+    sentence starts with the hero's name (there, only the hero can come)."""
+    world, masses = corpus.world, []
+    first_token = {c.name: tokenizer.encode(" " + c.name)[0] for c in world.characters}
+    for story in corpus.val[:n_stories]:
+        hero = story_hero(story, world)
+        ids = [tokenizer.eot_id] + tokenizer.encode(story)
+        starts = {m.start() for m in re.finditer(rf"(?<=[.\"] ){hero.name}\b", story)}
+        if not starts:
+            continue
+        probs = torch.softmax(model(torch.tensor([ids]))[0][0].float(), -1)  # (T, V)
+        wrong = sorted({t for n, t in first_token.items() if t != first_token[hero.name]})
+        offset = 0
+        for i, piece in enumerate(tokenizer.pieces(ids[1:])):
+            if offset + 1 in starts and ids[1 + i] == first_token[hero.name]:
+                masses.append(float(probs[i, wrong].sum()))  # logits at i predict token i+1 of ids
+            offset += len(piece)
+    return sum(masses) / len(masses)
