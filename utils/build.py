@@ -110,7 +110,13 @@ def load_course_model(artifact: Artifact = PRETRAINED) -> GPT:
     return load_model(artifact.path, expected_config=GPTConfig(), expected_tokenizer=load_tokenizer())
 
 
-BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling}
+def build_sft() -> None:
+    from utils.sft import build_sft as build  # utils.sft imports this module: import it late
+    build()
+
+
+#: In dependency order: the SFT model is fine-tuned from the pretrained one.
+BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft}
 
 
 def main():  # pragma: no cover - thin CLI
