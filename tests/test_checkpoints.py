@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from utils.build import PRETRAINED, load_course_model, load_scaling
+from utils.checkpoints import PRETRAINED, load_course_model, load_scaling
 from utils.model import GPTConfig, MissingCheckpointError, read_checkpoint_metadata
 from utils.text import load_tokenizer
 from utils.train import eval_loss, load_lm_data

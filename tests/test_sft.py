@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 import torch
 
-from utils.build import PRETRAINED, load_course_model
 from utils.chat import generate_reply, sft_batch
+from utils.checkpoints import PRETRAINED, load_course_model
 from utils.gold import gold_score
 from utils.model import GPT, GPTConfig, MissingCheckpointError, read_checkpoint_metadata
 from utils.sft import (
@@ -143,7 +143,7 @@ def test_sft_checkpoint_matches_code_config_and_tokenizer(tok):
 
 
 def test_missing_sft_checkpoint_names_the_rebuild_command(monkeypatch, tmp_path):
-    monkeypatch.setattr("utils.build.CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr("utils.checkpoints.CHECKPOINT_DIR", tmp_path)
     with pytest.raises(MissingCheckpointError, match="make checkpoints"):
         load_sft_model()
 

@@ -13,11 +13,13 @@ tokenizer.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from utils import seed_everything
-from utils.model import GPT, GPTConfig, MissingCheckpointError, load_model, save_model
+from utils.checkpoints import PRETRAINED
+from utils.model import GPT, GPTConfig, save_model
 from utils.paths import CHECKPOINT_DIR
+from utils.sft import build_sft
 from utils.text import load_tokenizer
 from utils.train import TrainConfig, bf16_is_fast, eval_loss, load_lm_data, train
 
@@ -31,19 +33,6 @@ SCALING_SIZES = {"tiny": dict(n_layer=2, n_head=1, d_model=32),
                  "small": dict(n_layer=3, n_head=2, d_model=64),
                  "course": dict(n_layer=4, n_head=4, d_model=128)}
 SCALING_STEPS = (100, 300, 1000)
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A shipped checkpoint: file name and the command that rebuilds it."""
-    name: str
-
-    @property
-    def path(self):
-        return CHECKPOINT_DIR / f"{self.name}.safetensors"
-
-
-PRETRAINED = Artifact("pretrained")
 
 
 def pretrain(cfg: GPTConfig | None = None, recipe: TrainConfig = PRETRAIN, data=None,
@@ -91,28 +80,6 @@ def build_scaling() -> None:
             points.append(scaling_point(size, steps, data))
             print(points[-1])
     (CHECKPOINT_DIR / "scaling.json").write_text(json.dumps(points, indent=1) + "\n")
-
-
-def load_scaling() -> list[dict]:
-    path = CHECKPOINT_DIR / "scaling.json"
-    if not path.exists():
-        raise MissingCheckpointError(f"{path} is missing. Rebuild it with `make checkpoints` "
-                                     f"(or `python -m utils.build scaling`).")
-    return json.loads(path.read_text())
-
-
-def load_course_model(artifact: Artifact = PRETRAINED) -> GPT:
-    """Load a shipped checkpoint, checked against today's config and tokenizer.
-
-    A missing file, or one made for another config or tokenizer, raises an
-    error that names what differs and the command that rebuilds it.
-    """
-    return load_model(artifact.path, expected_config=GPTConfig(), expected_tokenizer=load_tokenizer())
-
-
-def build_sft() -> None:
-    from utils.sft import build_sft as build  # utils.sft imports this module: import it late
-    build()
 
 
 #: In dependency order: the SFT model is fine-tuned from the pretrained one.

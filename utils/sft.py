@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from utils import seed_everything
-from utils.build import PRETRAINED, Artifact, load_course_model
 from utils.chat import prompt_ids, sft_batch
+from utils.checkpoints import PRETRAINED, SFT_ARTIFACT, load_course_model
 from utils.gold import gold_score, words
 from utils.model import save_model
 from utils.text import load_tokenizer
@@ -103,7 +103,6 @@ SFT = TrainConfig(steps=300, lr=5e-4, warmup_steps=20, eval_every=100, min_lr_ra
 SFT_ROWS = 32  # demonstrations per step
 SFT_LM_ROWS = 4  # rows of pretraining stories per step: keeps the story loss from drifting up
 SFT_SEED = 0
-SFT_ARTIFACT = Artifact("sft")
 
 
 def sft_batches(x: torch.Tensor, y: torch.Tensor, rows: int, seed: int, lm=None, lm_rows: int = 0):
