@@ -15,9 +15,9 @@ from utils.induction import (
     prefix_matching_score,
     repeated_segments,
     second_copy_loss,
-    torch_threads,
     train_induction,
 )
+from utils.repro import torch_threads
 
 V, L = 32, 6  # a small vocabulary and segment: T = 12
 

@@ -18,7 +18,6 @@ Shapes: ``B`` batch, ``L`` segment length, ``T = 2L`` sequence length, ``nh`` he
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -26,11 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.attention import MultiHeadAttention
+from utils.repro import torch_threads
 from utils.train import History, TrainConfig, train
 
 __all__ = ["repeated_segments", "AttentionOnlyTransformer", "next_token_loss", "loss_per_position",
            "second_copy_loss", "first_copy_loss", "prefix_matching_score", "best_prefix_score",
-           "InductionConfig", "torch_threads", "train_induction", "curve", "phase_change_step"]
+           "InductionConfig", "train_induction", "curve", "phase_change_step"]
 
 
 # ---------------------------------------------------------------------------
@@ -168,17 +168,6 @@ class InductionConfig:
     #                   got a low loss without a clean induction head (best prefix score 0.14, seed 2)
     eval_every: int = 25  # fine enough to see when the drop happens
     eval_batch: int = 64  # a fixed held-out batch of repeated segments
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run the block with ``n`` torch threads, then restore the previous setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_induction(n_layers: int, seed: int, steps: int, cfg: InductionConfig | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -38,6 +39,21 @@ def n_threads() -> int:
     except AttributeError:  # macOS and Windows
         cores = os.cpu_count() or 1
     return max(1, min(MAX_THREADS, cores))
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads, then restore the previous setting.
+
+    Tiny models (notebook 05's) train faster on one thread: their matrices are
+    too small to share between cores, and a second thread only waits.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pick_device(prefer: str = "cpu") -> torch.device:
