@@ -237,9 +237,15 @@ def generate_reply(model, tokenizer, conversation, memory: str | None = None, ma
     ids = prompt_ids(tokenizer, conversation, memory)
     idx = torch.tensor([ids])  # (1, P); generate crops to the last block_size tokens
     out = model.generate(idx, max_new_tokens, temperature, top_k, tokenizer.end_id, generator)[0, len(ids):]
-    new = out.tolist()  # (n,) the reply's tokens
-    finished = tokenizer.end_id in new
-    return tokenizer.decode(new[:new.index(tokenizer.end_id)] if finished else new), finished
+    return reply_text(tokenizer, out.tolist())
+
+
+def reply_text(tokenizer, new_ids: list[int]) -> tuple[str, bool]:
+    """``(text, finished)`` of the tokens a model wrote after the prompt: the text up
+    to ``<|end|>``, and whether it wrote one (else it ran into the length limit)."""
+    if tokenizer.end_id in new_ids:
+        return tokenizer.decode(new_ids[:new_ids.index(tokenizer.end_id)]), True
+    return tokenizer.decode(new_ids), False
 
 
 @dataclass

@@ -35,6 +35,15 @@ def recall_prompts(world: World) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def right_padded(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Stack sequences into an (N, W) batch, padded on the right. A causal model's
+    outputs at real tokens never see the padding that comes after them."""
+    idx = torch.full((len(sequences), max(map(len, sequences))), pad_id)  # (N, W)
+    for i, s in enumerate(sequences):
+        idx[i, :len(s)] = torch.tensor(s)
+    return idx
+
+
 @torch.no_grad()
 def greedy_completes(model, tokenizer, prompts: list[str], answers: list[str]) -> list[bool]:
     """Would greedy decoding continue each prompt with `` answer``?
@@ -46,10 +55,7 @@ def greedy_completes(model, tokenizer, prompts: list[str], answers: list[str]) -
     """
     rows = [([tokenizer.eot_id] + tokenizer.encode(p), tokenizer.encode(" " + a))
             for p, a in zip(prompts, answers)]
-    width = max(len(p) + len(a) for p, a in rows)
-    idx = torch.full((len(rows), width), tokenizer.pad_id)  # (N, W)
-    for i, (p, a) in enumerate(rows):
-        idx[i, :len(p) + len(a)] = torch.tensor(p + a)
+    idx = right_padded([p + a for p, a in rows], tokenizer.pad_id)  # (N, W)
     logits, _ = model(idx[:, :-1])  # (N, W-1, V)
     best = logits.argmax(-1)  # (N, W-1)
     return [bool((best[i, len(p) - 1:len(p) + len(a) - 1] == torch.tensor(a)).all())
@@ -77,10 +83,7 @@ def fact_spans(story: str) -> list[tuple[int, int]]:
 @torch.no_grad()
 def token_nats(model, sequences: list[list[int]], pad_id: int) -> list[torch.Tensor]:
     """Negative log-probability (nats) of each token after the first, per sequence."""
-    width = max(map(len, sequences))
-    idx = torch.full((len(sequences), width), pad_id)  # (N, W)
-    for i, s in enumerate(sequences):
-        idx[i, :len(s)] = torch.tensor(s)
+    idx = right_padded(sequences, pad_id)  # (N, W)
     logits, _ = model(idx[:, :-1])  # (N, W-1, V)
     nll = -torch.log_softmax(logits.float(), -1).gather(-1, idx[:, 1:, None])[..., 0]  # (N, W-1)
     return [nll[i, :len(s) - 1] for i, s in enumerate(sequences)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from utils import seed_everything
-from utils.chat import prompt_ids, sft_batch
+from utils.chat import prompt_ids, reply_text, sft_batch
 from utils.checkpoints import PRETRAINED, SFT_ARTIFACT, load_course_model
 from utils.gold import gold_score, words
 from utils.model import save_model
@@ -170,14 +170,8 @@ def greedy_replies(model, tokenizer, prompts: list, max_new_tokens: list[int]) -
         idx = torch.tensor([ids[i] for i in rows])  # (b, P)
         new = model.generate(idx, n, temperature=0.0, stop_id=tokenizer.end_id)[:, length:]  # (b, <=n)
         for i, row in zip(rows, new.tolist()):
-            out[i] = _cut_at_end(tokenizer, row)
+            out[i] = reply_text(tokenizer, row)
     return out
-
-
-def _cut_at_end(tokenizer, row: list[int]) -> tuple[str, bool]:
-    if tokenizer.end_id in row:
-        return tokenizer.decode(row[:row.index(tokenizer.end_id)]), True
-    return tokenizer.decode(row), False
 
 
 def chat_eval(model, tokenizer, chats: list[dict]) -> dict:
