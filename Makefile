@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/python -m utils.lab
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check utils tests bench notebooks
@@ -25,8 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q --durations=15
 
 data: $(STAMP)
-	$(BIN)/python -m utils.world
-	$(BIN)/python -m utils.text
+	$(BIN)/python -m utils.build data tokenizer
 
 checkpoints: $(STAMP)
 	$(BIN)/python -m utils.build

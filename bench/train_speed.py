@@ -9,7 +9,7 @@ Run by hand: ``python bench/train_speed.py [--threads 2] [--quick]``. Prints:
    sustained fp32 figure is the "fp32 peak" used for MFU below.
 2. **Training throughput** of the course GPT (default ``GPTConfig``, PRETRAIN
    recipe shape: batch 32 x 128 tokens), one step = the course's own
-   ``utils.train._step`` (fused AdamW from ``make_optimizer``, grad clip), for
+   ``utils.train.train_step`` (fused AdamW from ``make_optimizer``, grad clip), for
    a few variants: from-scratch vs fused attention, fp32 vs bf16 autocast (in
    which ``utils.attention`` keeps the attention kernel in fp32), threads,
    a nanoGPT-shaped baseline and other batch sizes; with model FLOPs and MFU,
@@ -42,19 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from utils.build import PRETRAIN, PRETRAIN_BATCH  # noqa: E402
 from utils.model import GPT, GPTConfig  # noqa: E402
-from utils.repro import n_threads  # noqa: E402
+from utils.pretrain import PRETRAIN as PRETRAIN_RECIPE  # noqa: E402
+from utils.pretrain import load_lm_data  # noqa: E402
+from utils.repro import bf16_is_fast, n_threads  # noqa: E402
 from utils.text import load_tokenizer  # noqa: E402
-from utils.train import (  # noqa: E402
-    _step,
-    bf16_is_fast,
-    lm_loss,
-    load_lm_data,
-    lr_at,
-    make_optimizer,
-    random_batches,
-)
+from utils.train import lm_loss, lr_at, make_optimizer, random_batches, train_step  # noqa: E402
+
+PRETRAIN = replace(PRETRAIN_RECIPE.train, bf16=bf16_is_fast())  # the loop's settings, bf16 decided here
+PRETRAIN_BATCH = PRETRAIN_RECIPE.batch_size
 
 FP32_MAX_REL_ERR = 1e-5  # fp32 products of n<=4096 land near 1e-7..1e-6; tf32 ~1e-4, bf16 ~3e-3
 
@@ -221,7 +217,8 @@ class Variant:
         for _ in range(n):
             start = time.perf_counter()
             x, y = self.batches(self.step)
-            _step(self.model, self.opt, lm_loss, x, y, lr_at(self.step, self.recipe), self.recipe)
+            train_step(self.model, self.opt, lm_loss, x, y, lr_at(self.step, self.recipe),
+                       self.recipe.grad_clip, self.recipe.bf16)
             elapsed = time.perf_counter() - start
             self.step += 1
             if timed:
@@ -277,7 +274,7 @@ def gradient_error(data_x, data_y, threads: int) -> list[tuple[str, float, float
 
 
 def step_breakdown(data_x, data_y, threads: int, bf16: bool, steps: int) -> dict[str, float]:
-    """Median ms of each phase of ``_step`` (its code, split by timers) over ``steps`` steps."""
+    """Median ms of each phase of ``train_step`` (its code, split by timers) over ``steps`` steps."""
     v = Variant("breakdown", bf16=bf16)
     v.prepare(data_x, data_y, threads)
     v.run(2, timed=False)
@@ -463,7 +460,7 @@ def report_training(vs: list[Variant], peaks: dict, warmup: int, rounds: int, pe
     """Print the training table; ``peaks``: threads -> (fp32 GFLOP/s, bf16 GFLOP/s or None)."""
     cfg = GPTConfig()
     n_mm = matmul_params(cfg)
-    print(f"\n== 2. training throughput: the course step (utils.train._step: fused AdamW, clip 1.0) on "
+    print(f"\n== 2. training throughput: the course step (utils.train.train_step: fused AdamW, clip 1.0) on "
           f"TinyWorld batches; {warmup} warm-up steps, then median of {rounds} rounds x {per_round} "
           f"steps, variants interleaved ==")
     print(f"course model: {GPT(cfg).num_parameters():,} parameters; matmul parameters N = "

@@ -103,7 +103,7 @@ def test_attention_is_causal():
 @pytest.mark.parametrize("causal", [False, True])
 def test_multihead_fused_and_scratch_agree(causal):
     torch.manual_seed(0)
-    mha = MultiHeadAttention(d_model=24, n_heads=3, causal=causal)
+    mha = MultiHeadAttention(d_model=24, n_head=3, causal=causal)
     x = torch.randn(2, 7, 24)
     fused = mha(x)
     mha.use_fused = False
@@ -116,7 +116,7 @@ def test_multihead_fused_and_scratch_agree(causal):
 
 def test_multihead_matches_a_loop_over_heads():
     torch.manual_seed(1)
-    mha = MultiHeadAttention(d_model=8, n_heads=2, causal=True, bias=False)
+    mha = MultiHeadAttention(d_model=8, n_head=2, causal=True, bias=False)
     x = torch.randn(1, 5, 8)
     q, k, v = mha.qkv(x).split(8, dim=-1)  # (1, 5, 8) each
     heads = [scaled_dot_product_attention(q[..., h * 4:(h + 1) * 4], k[..., h * 4:(h + 1) * 4],
@@ -127,7 +127,7 @@ def test_multihead_matches_a_loop_over_heads():
 
 def test_multihead_is_causal():
     torch.manual_seed(2)
-    mha = MultiHeadAttention(d_model=16, n_heads=4, causal=True).eval()
+    mha = MultiHeadAttention(d_model=16, n_head=4, causal=True).eval()
     x = torch.randn(1, 9, 16)
     x2 = x.clone()
     x2[:, 4:] += 5.0
@@ -164,7 +164,7 @@ def test_error_kv_lengths_differ():
 
 
 def test_error_d_model_not_divisible():
-    with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=3"):
+    with pytest.raises(ValueError, match="d_model=10 is not divisible by n_head=3"):
         MultiHeadAttention(10, 3)
 
 

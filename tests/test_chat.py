@@ -10,15 +10,11 @@ from utils.chat import (
     prompt_ids,
     reply_logprobs,
     sample_replies,
-    sequence_logprobs,
     sft_batch,
     sft_example,
 )
+from utils.logprobs import IGNORE, token_logprobs
 from utils.model import GPT, GPTConfig
-from utils.text import load_tokenizer
-from utils.train import IGNORE
-
-torch.set_num_threads(1)
 
 CHAT = [{"role": "user", "content": "Where does Mia live?"},
         {"role": "assistant", "content": "Mia lives in Bayside. 🏠"},
@@ -28,14 +24,8 @@ MEMORY = "The user's name is Ana. Answer briefly."
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return load_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tok):
-    torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, d_model=32, n_head=2, block_size=64)).eval()
+def model(chat_gpt):
+    return chat_gpt
 
 
 # ---------------------------------------------------------------- the template
@@ -148,7 +138,7 @@ def test_sample_replies_shapes_and_logprobs_match_recomputation(tok, model):
         torch.testing.assert_close(recomputed, r.token_logprobs, atol=1e-4, rtol=0)
         assert abs(recomputed.sum().item() - r.logprob_sum) < 1e-4
     x, y = sft_batch(tok, [(r.prompt, r.ids) for r in replies], 64)
-    sums = sequence_logprobs(model, x, y).sum(-1)  # (N,)
+    sums = token_logprobs(model(x), y).sum(-1)  # (N,)
     torch.testing.assert_close(sums, torch.tensor([r.logprob_sum for r in replies]), atol=1e-4, rtol=0)
 
 

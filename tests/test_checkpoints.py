@@ -1,40 +1,114 @@
-"""The shipped checkpoints match today's code, config and tokenizer, and still hold their lesson."""
+"""utils.checkpoints: the safe file format, and the shipped models match today's code and hold their lesson."""
 import pytest
 import torch
+from conftest import TINY_CONFIG, make_gpt, random_tokens
 
-from utils.checkpoints import PRETRAINED, load_course_model, load_scaling
-from utils.model import GPTConfig, MissingCheckpointError, read_checkpoint_metadata
-from utils.text import load_tokenizer
-from utils.train import eval_loss, load_lm_data
+from utils.checkpoints import (
+    ARTIFACTS,
+    PRETRAINED,
+    SFT_MODEL,
+    Artifact,
+    CheckpointMismatchError,
+    MissingCheckpointError,
+    load_course_model,
+    load_model,
+    load_scaling,
+    read_checkpoint_metadata,
+    save_model,
+)
+from utils.model import GPTConfig, parameter_checksum
+from utils.pretrain import load_lm_data
+from utils.train import eval_loss
 
 
-@pytest.fixture(scope="module")
-def lm_data():
-    return load_lm_data(load_tokenizer(), GPTConfig().block_size)
+# ---------------------------------------------------------------- the file format
+def test_save_load_round_trip(tmp_path):
+    model = make_gpt(seed=5)
+    path = save_model(model, tmp_path / "tiny.safetensors", extra_metadata={"steps": 3}, tokenizer="abc123")
+    loaded = load_model(path, expected_config=TINY_CONFIG, expected_tokenizer="abc123")
+    idx = random_tokens(2, 16)
+    assert torch.equal(model(idx), loaded(idx))
+    assert loaded.head.weight is loaded.tok_emb.weight
+    assert parameter_checksum(loaded) == parameter_checksum(model)
+    meta = read_checkpoint_metadata(path)
+    assert meta["config"] == TINY_CONFIG and meta["extra"] == {"steps": 3}
+    assert meta["tokenizer_fingerprint"] == "abc123"
+    assert path.read_bytes()[8:9] == b"{"  # safetensors: 8-byte length, then a JSON header (no pickle)
 
 
-def test_pretrained_checkpoint_matches_code_config_and_tokenizer():
-    meta = read_checkpoint_metadata(PRETRAINED.path)
+def test_save_load_untied(tmp_path):
+    cfg = GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, d_model=16, tie_weights=False)
+    model = make_gpt(cfg)
+    loaded = load_model(save_model(model, tmp_path / "u.safetensors"))
+    idx = random_tokens(1, 8)
+    assert torch.equal(model(idx), loaded(idx))
+
+
+def test_load_with_wrong_config_names_the_field(tmp_path):
+    path = save_model(make_gpt(), tmp_path / "tiny.safetensors")
+    with pytest.raises(CheckpointMismatchError, match="n_layer: checkpoint has 2, expected 3"):
+        load_model(path, expected_config=GPTConfig(vocab_size=64, block_size=16, n_layer=3, n_head=2,
+                                                   d_model=16))
+    with pytest.raises(CheckpointMismatchError, match="d_model: checkpoint has 16, expected 32"):
+        load_model(path, expected_config={"d_model": 32})
+    with pytest.raises(ValueError, match="unknown field"):
+        load_model(path, expected_config={"width": 32})
+
+
+def test_load_with_wrong_tokenizer(tmp_path):
+    path = save_model(make_gpt(), tmp_path / "tiny.safetensors", tokenizer="aaa")
+    with pytest.raises(CheckpointMismatchError, match="tokenizer fingerprint 'aaa'.*'bbb'"):
+        load_model(path, expected_tokenizer="bbb")
+
+
+def test_load_missing_file_says_how_to_rebuild(tmp_path):
+    with pytest.raises(MissingCheckpointError, match="Rebuild it with `make checkpoints`"):
+        load_model(tmp_path / "nope.safetensors")
+
+
+def test_a_foreign_safetensors_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointMismatchError, match="not a course GPT checkpoint"):
+        load_model(tmp_path / "other.safetensors")
+
+
+# ---------------------------------------------------------------- the shipped models
+@pytest.mark.parametrize("artifact", list(ARTIFACTS.values()), ids=lambda a: a.name)
+def test_shipped_checkpoint_matches_code_config_and_tokenizer(artifact, tok):
+    meta = read_checkpoint_metadata(artifact.path)
     assert meta["config"] == GPTConfig(), "config changed: rebuild with `make checkpoints`"
-    assert meta["tokenizer_fingerprint"] == load_tokenizer().fingerprint()
-    load_course_model(PRETRAINED)  # strict load: every tensor name and shape matches the code
+    assert meta["tokenizer_fingerprint"] == tok.fingerprint()
+    load_course_model(artifact.name)  # strict load: every tensor name and shape matches the code
+
+
+def test_sft_checkpoint_records_before_and_after():
+    assert {"before", "after", "recipe"} <= set(read_checkpoint_metadata(SFT_MODEL.path)["extra"])
+
+
+def test_unknown_or_missing_artifact_names_the_fix(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match=r"no shipped model called 'sfft'.*\['pretrained', 'sft'\]"):
+        load_course_model("sfft")
+    with pytest.raises(MissingCheckpointError, match="make checkpoints"):
+        load_course_model(Artifact("not_built_yet"))
+    monkeypatch.setattr("utils.checkpoints.CHECKPOINT_DIR", tmp_path)
+    with pytest.raises(MissingCheckpointError, match="make checkpoints"):
+        load_course_model("sft")
+    with pytest.raises(MissingCheckpointError, match="make checkpoints"):
+        load_scaling()
 
 
 @pytest.mark.slow
-def test_pretrained_checkpoint_is_within_5_percent_of_the_floor(lm_data):
-    torch.set_num_threads(2)
-    model = load_course_model(PRETRAINED)
-    val = eval_loss(model, lm_data.x_val, lm_data.y_val)
-    assert lm_data.floor < val < 1.05 * lm_data.floor
+def test_pretrained_checkpoint_is_within_5_percent_of_the_floor(tok, two_threads):
+    data = load_lm_data(tok, GPTConfig().block_size)
+    val = eval_loss(load_course_model(PRETRAINED), data.x_val, data.y_val)
+    assert data.floor < val < 1.05 * data.floor
 
 
-def test_scaling_sweep_is_shipped():
+def test_scaling_sweep_loss_falls_with_compute_for_every_size():
     points = load_scaling()
     assert {p["size"] for p in points} == {"tiny", "small", "course"}
-    assert all(p["val_loss"] > 0 and p["flops"] > 0 for p in points)
-
-
-def test_missing_checkpoint_names_the_rebuild_command(tmp_path):
-    from utils.model import load_model
-    with pytest.raises(MissingCheckpointError, match="make checkpoints"):
-        load_model(tmp_path / "nope.safetensors")
+    for size in ("tiny", "small", "course"):
+        mine = sorted((p for p in points if p["size"] == size), key=lambda p: p["flops"])
+        losses = [p["val_loss"] for p in mine]
+        assert losses == sorted(losses, reverse=True), f"{size}: loss should fall as compute grows"

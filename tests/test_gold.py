@@ -1,8 +1,9 @@
 """The gold rater orders answers the way a careful person would."""
 import pytest
 
+from utils.chats import Chat, arithmetic_chat, context_chat, fact_chat, mean_chat, unknown_chat
 from utils.gold import UNFINISHED_CAP, WEIGHTS, gold_score, repetition
-from utils.world import World, fact_chat, mean_chat, unknown_chat
+from utils.world import World
 
 WORLD = World(0)
 MIA = WORLD.by_name["Mia"]
@@ -55,6 +56,18 @@ def test_mean_requests_reward_a_polite_refusal():
     assert refusal == pytest.approx(1.0) and insult < 0.4
 
 
-def test_unknown_kind_gives_a_clear_error():
-    with pytest.raises(ValueError, match="unknown chat kind"):
-        gold_score({"kind": "poem"}, "hi")
+def test_sums_and_context_reward_the_right_number_or_name():
+    import random
+    sum_chat = arithmetic_chat(random.Random(1))
+    truth = sum_chat.reference.rstrip(".").split()[-1]
+    assert score(sum_chat.reference, sum_chat) == pytest.approx(1.0)
+    assert score(sum_chat.reference.replace(f"is {truth}", f"is {int(truth) + 1}"), sum_chat) < 0.5
+    pet_chat = context_chat(random.Random(2))
+    assert score(pet_chat.reference, pet_chat) == pytest.approx(1.0)
+    assert score("Your pet is called Nobody.", pet_chat) < score(pet_chat.reference, pet_chat)
+
+
+def test_a_row_that_is_not_a_chat_gives_a_clear_error():
+    with pytest.raises(TypeError, match="Chat row"):
+        gold_score({"kind": "fact", "prompt": "hi"}, "hi")
+    assert isinstance(Q, Chat)

@@ -17,14 +17,13 @@ from utils.induction import (
     second_copy_loss,
     train_induction,
 )
-from utils.repro import torch_threads
 
 V, L = 32, 6  # a small vocabulary and segment: T = 12
 
 
-def tiny_model(n_layers=2, seed=0):
+def tiny_model(n_layer=2, seed=0):
     torch.manual_seed(seed)
-    return AttentionOnlyTransformer(V, d_model=16, n_layers=n_layers, n_heads=2, block_size=2 * L).eval()
+    return AttentionOnlyTransformer(V, d_model=16, n_layer=n_layer, n_head=2, block_size=2 * L).eval()
 
 
 def segments(batch=4, seed=0):
@@ -96,21 +95,21 @@ def test_untrained_model_is_near_uniform():
     assert abs(loss - math.log(V)) < 0.5
 
 
-@pytest.mark.parametrize("n_layers", [1, 2])
-def test_model_shapes_and_weights(n_layers):
-    model, x = tiny_model(n_layers), segments(3)
+@pytest.mark.parametrize("n_layer", [1, 2])
+def test_model_shapes_and_weights(n_layer):
+    model, x = tiny_model(n_layer), segments(3)
     with torch.no_grad():
         logits = model(x)
         logits2, weights = model(x, return_weights=True)
     assert logits.shape == (3, 2 * L, V)
     torch.testing.assert_close(logits, logits2, atol=1e-5, rtol=1e-4)  # fused and from-scratch paths agree
-    assert len(weights) == n_layers
+    assert len(weights) == n_layer
     for w in weights:
         assert w.shape == (3, 2, 2 * L, 2 * L)
         torch.testing.assert_close(w.sum(-1), torch.ones(3, 2, 2 * L))
         assert torch.all(w.triu(1) == 0)  # no weight on the future
     score, layer, head = best_prefix_score(model, x)
-    assert 0 <= score <= 1 and 0 <= layer < n_layers and 0 <= head < 2
+    assert 0 <= score <= 1 and 0 <= layer < n_layer and 0 <= head < 2
 
 
 def test_model_is_causal():
@@ -129,7 +128,7 @@ def test_too_long_input_is_refused():
 
 
 def test_train_induction_runs_and_records():
-    cfg = InductionConfig(vocab=V, seg_len=L, min_seg_len=4, max_seg_len=L, d_model=16, n_heads=2,
+    cfg = InductionConfig(vocab_size=V, seg_len=L, min_seg_len=4, max_seg_len=L, d_model=16, n_head=2,
                           batch_size=8, eval_every=5, eval_batch=8)
     model, hist = train_induction(2, seed=0, steps=10, cfg=cfg, progress=False)
     assert hist.eval_step == [5, 10] and len(hist.train_loss) == 10
@@ -137,10 +136,3 @@ def test_train_induction_runs_and_records():
     assert not model.training
     assert phase_change_step(hist, V, fraction=10.0) == 5  # every loss is below 10 ln V
     assert phase_change_step(hist, V, fraction=0.0) is None
-
-
-def test_torch_threads_restores_the_setting():
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before

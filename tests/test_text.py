@@ -54,8 +54,8 @@ def tiny_tok():
 
 
 @pytest.fixture(scope="module")
-def course_tok():
-    return load_tokenizer()
+def course_tok(tok):
+    return tok
 
 
 # --- splitters --------------------------------------------------------------

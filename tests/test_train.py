@@ -1,44 +1,28 @@
-"""The training loop, its schedule and the packing of stories into blocks."""
+"""utils.train: the one loop -- its schedule, optimizer groups, one step, determinism, evaluation."""
 import pytest
 import torch
 
-from utils import seed_everything
 from utils.model import GPT, GPTConfig
+from utils.repro import seed_everything
 from utils.train import (
-    IGNORE,
     TrainConfig,
     eval_loss,
     lm_loss,
     lr_at,
-    pack_stories,
+    make_optimizer,
     random_batches,
-    split_rows,
     train,
+    train_step,
 )
 
-EOT, PAD = 98, 99
+CFG = GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, d_model=16)
 
 
-def test_packing_keeps_stories_whole_and_marks_padding():
-    stories = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10]]
-    rows = pack_stories(stories, block_size=8, eot_id=EOT, pad_id=PAD, seed=0)
-    assert rows.shape[1] == 9 and (rows[:, 0] == EOT).all()
-    flat = [t for r in rows.tolist() for t in r if t != PAD]
-    pieces, cur = [], []
-    for t in flat[1:]:
-        if t == EOT:
-            pieces.append(cur) if cur else None
-            cur = []
-        else:
-            cur.append(t)
-    assert sorted(pieces) == sorted(stories)
-    x, y = split_rows(rows, PAD)
-    assert ((y == IGNORE) == (rows[:, 1:] == PAD)).all() and torch.equal(x, rows[:, :-1])
-
-
-def test_too_long_story_gives_a_clear_error():
-    with pytest.raises(ValueError, match="longer than block_size"):
-        pack_stories([list(range(20))], block_size=8, eot_id=EOT, pad_id=PAD)
+@pytest.fixture
+def easy_data():
+    """A fully predictable sequence: each token is the previous one + 1 (mod 16)."""
+    x = torch.arange(8).repeat(32, 1) % 16  # (32, 8)
+    return x, (x + 1) % 16
 
 
 def test_schedule_warms_up_then_decays_to_the_floor_ratio():
@@ -49,20 +33,52 @@ def test_schedule_warms_up_then_decays_to_the_floor_ratio():
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
-def test_training_lowers_the_loss_and_is_deterministic():
-    torch.set_num_threads(1)
-    cfg = GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, d_model=16)
-    x = torch.arange(8).repeat(32, 1) % 16  # an easy, fully predictable sequence
-    y = (x + 1) % 16
+def test_weight_decay_only_on_matrices():
+    opt = make_optimizer(GPT(CFG), TrainConfig(weight_decay=0.1))
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.1 and all(p.dim() >= 2 for p in decayed["params"])
+    assert plain["weight_decay"] == 0.0 and all(p.dim() < 2 for p in plain["params"])
+
+
+def test_one_step_lowers_the_loss_on_its_batch_and_clips(easy_data):
+    x, y = easy_data
+    seed_everything(0)
+    model = GPT(CFG)
+    opt = make_optimizer(model, TrainConfig())
+    before = lm_loss(model, x, y).item()
+    first = train_step(model, opt, lm_loss, x, y, lr=1e-2, grad_clip=1.0, bf16=False)
+    assert first == pytest.approx(before, rel=1e-6)  # the step reports the loss before its update
+    assert lm_loss(model, x, y).item() < before
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))  # gradients after clipping
+    assert norm <= 1.0 + 1e-5
+
+
+def test_training_lowers_the_loss_and_is_deterministic(easy_data):
+    x, y = easy_data
 
     def run():
         seed_everything(0)
-        model = GPT(cfg)
+        model = GPT(CFG)
         hist = train(model, random_batches(x, y, 8, seed=0), TrainConfig(steps=60, lr=1e-2, eval_every=30),
                      evaluate=lambda m: {"val_loss": eval_loss(m, x, y)}, progress=False)
         return model, hist
     (m1, h1), (_, h2) = run(), run()
     assert h1.train_loss == h2.train_loss
     assert h1.eval[-1]["val_loss"] < 0.3 * h1.train_loss[0]
-    assert h1.tokens == 60 * 8 * 8 and len(h1.eval) == 2
+    assert h1.tokens == 60 * 8 * 8 and len(h1.eval) == 2 and h1.eval_step == [30, 60]
     assert lm_loss(m1, x, y).item() == pytest.approx(h1.eval[-1]["val_loss"], rel=1e-4)
+    assert not m1.training  # handed back in eval mode
+
+
+def test_eval_loss_is_exact_over_uneven_batches(easy_data):
+    x, y = easy_data
+    model = GPT(CFG).eval()
+    with torch.no_grad():
+        assert eval_loss(model, x, y, batch_size=5) == pytest.approx(lm_loss(model, x, y).item(), rel=1e-5)
+
+
+def test_random_batches_are_seeded():
+    x = torch.arange(100)[:, None]
+    a, b = random_batches(x, x, 4, seed=1), random_batches(x, x, 4, seed=1)
+    assert all(torch.equal(a(s)[0], b(s)[0]) for s in range(3))
+    assert not torch.equal(random_batches(x, x, 4, seed=2)(0)[0], random_batches(x, x, 4, seed=1)(0)[0])

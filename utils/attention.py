@@ -105,7 +105,7 @@ class MultiHeadAttention(nn.Module):
     """Several attention heads side by side (Vaswani et al. 2017, sec. 3.2.2).
 
     One fused linear layer ``qkv`` makes queries, keys and values for all heads at
-    once; each head works in its own ``hs = d_model // n_heads`` dimensions; the
+    once; each head works in its own ``hs = d_model // n_head`` dimensions; the
     heads' outputs are concatenated and mixed by ``proj``. No Python loop over
     heads: the head dimension is a batch dimension, ``(B, nh, T, hs)``.
 
@@ -115,14 +115,14 @@ class MultiHeadAttention(nn.Module):
     always uses the from-scratch path and also returns the weights ``(B, nh, T, T)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, causal: bool = True, bias: bool = True,
+    def __init__(self, d_model: int, n_head: int, causal: bool = True, bias: bool = True,
                  dropout: float = 0.0, use_fused: bool = True):
         super().__init__()
-        if n_heads < 1 or d_model % n_heads != 0:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: each head "
-                             f"gets d_model // n_heads dimensions, so pick n_heads that divides "
+        if n_head < 1 or d_model % n_head != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by n_head={n_head}: each head "
+                             f"gets d_model // n_head dimensions, so pick n_head that divides "
                              f"d_model (e.g. {_divisors_hint(d_model)}).")
-        self.d_model, self.n_heads, self.head_size = d_model, n_heads, d_model // n_heads
+        self.d_model, self.n_head, self.head_size = d_model, n_head, d_model // n_head
         self.causal, self.dropout, self.use_fused = causal, dropout, use_fused
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # all heads' q, k, v in one matmul
         self.proj = nn.Linear(d_model, d_model, bias=bias)  # mixes the heads' outputs
@@ -159,7 +159,7 @@ class MultiHeadAttention(nn.Module):
     def _split_heads(self, x: torch.Tensor):
         B, T, _ = x.shape
         qkv = self.qkv(x)  # (B, T, 3 * d_model)
-        qkv = qkv.view(B, T, 3, self.n_heads, self.head_size)  # (B, T, 3, nh, hs)
+        qkv = qkv.view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs): a view, no copy
         return qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
 
@@ -168,7 +168,7 @@ class MultiHeadAttention(nn.Module):
         return y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs): heads side by side
 
     def extra_repr(self) -> str:
-        return (f"d_model={self.d_model}, n_heads={self.n_heads}, head_size={self.head_size}, "
+        return (f"d_model={self.d_model}, n_head={self.n_head}, head_size={self.head_size}, "
                 f"causal={self.causal}, use_fused={self.use_fused}")
 
 

@@ -1,55 +1,81 @@
-"""Rebuild the course's checkpoints deterministically: ``make checkpoints``.
+"""Rebuild the course's data and checkpoints deterministically: ``make data``, ``make checkpoints``.
 
 Notebooks 04 -> 06 -> ... each build on the model of the one before, but a
-learner may open any notebook first. So the models are trained once by this
-script, with the same recipes the notebooks use live, and shipped small in
-``data/checkpoints/`` as safetensors files (no pickle: loading cannot run code).
-A test checks that they still match the current model code, config and
-tokenizer.
+learner may open any notebook first. So the data is generated and the models
+are trained once by this script, with the same recipes the notebooks use live
+(imported from the module whose idea each is), and shipped small in ``data/``.
+This module only rebuilds: it holds no recipe of its own. Tests check that the
+shipped files still match today's code.
 
-    python -m utils.build             # everything
-    python -m utils.build pretrained  # one artifact
+    python -m utils.build data tokenizer   # data/ (make data)
+    python -m utils.build                  # every checkpoint (make checkpoints)
+    python -m utils.build pretrained       # one artifact
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import replace
+from dataclasses import asdict
+from pathlib import Path
 
-from utils import seed_everything
-from utils.checkpoints import PRETRAINED
-from utils.model import GPT, GPTConfig, save_model
-from utils.paths import CHECKPOINT_DIR
-from utils.sft import build_sft
-from utils.text import load_tokenizer
-from utils.train import TrainConfig, bf16_is_fast, eval_loss, load_lm_data, train
-
-#: Pretraining recipe of notebook 04 (and of the shipped checkpoint).
-PRETRAIN = TrainConfig(steps=1000, lr=3e-3, warmup_steps=50, eval_every=100, bf16=bf16_is_fast())
-PRETRAIN_BATCH = 32  # sequences of 128 tokens per step: ~3,800 predicted tokens
-PRETRAIN_SEED = 0
-
-#: The scaling sweep of notebook 04: model sizes x training steps.
-SCALING_SIZES = {"tiny": dict(n_layer=2, n_head=1, d_model=32),
-                 "small": dict(n_layer=3, n_head=2, d_model=64),
-                 "course": dict(n_layer=4, n_head=4, d_model=128)}
-SCALING_STEPS = (100, 300, 1000)
+from utils.chats import build_chats, chats_jsonl, load_chats, split
+from utils.checkpoints import PRETRAINED, SFT_MODEL, load_course_model, save_model
+from utils.evaluate import behaviour, chat_eval
+from utils.model import GPTConfig
+from utils.paths import CHECKPOINT_DIR, DATA_DIR
+from utils.pretrain import PRETRAIN, SCALING_SIZES, SCALING_STEPS, load_lm_data, pretrain, scaling_point
+from utils.sft import SFT, demonstrations, finetune
+from utils.text import load_tokenizer, tokenizer_path, train_course_tokenizer
+from utils.train import eval_loss
+from utils.world import STORY_SEPARATOR, WORLD_SEED, build_corpus
 
 
-def pretrain(cfg: GPTConfig | None = None, recipe: TrainConfig = PRETRAIN, data=None,
-             tokenizer=None, progress: bool = True, evaluate=None, seed: int = PRETRAIN_SEED):
-    """Train a GPT on TinyWorld with ``recipe``; return ``(model, history)``."""
-    tokenizer = tokenizer or load_tokenizer()
-    cfg = cfg or GPTConfig()
-    data = data or load_lm_data(tokenizer, cfg.block_size)
-    seed_everything(seed)
-    model = GPT(cfg)
-    if evaluate is None:
-        evaluate = lambda m: {"val_loss": eval_loss(m, data.x_val, data.y_val)}  # noqa: E731
-    history = train(model, data.batches(PRETRAIN_BATCH, seed), recipe, evaluate=evaluate,
-                    progress=progress, desc="pretraining")
-    return model, history
+# ---------------------------------------------------------------------------
+# data/
+# ---------------------------------------------------------------------------
+def data_files() -> dict[str, str]:
+    """The text of every generated data file, by name."""
+    corpus = build_corpus()
+    world = corpus.world
+    return {
+        "tinyworld_train.txt": STORY_SEPARATOR.join(corpus.train) + STORY_SEPARATOR,
+        "tinyworld_val.txt": STORY_SEPARATOR.join(corpus.val) + STORY_SEPARATOR,
+        "tinyworld_nats.json": json.dumps({"train": [round(x, 9) for x in corpus.train_nats],
+                                           "val": [round(x, 9) for x in corpus.val_nats]}),
+        "tinyworld_chats.jsonl": chats_jsonl(build_chats(world)),
+        "tinyworld_facts.json": json.dumps(
+            {"characters": [{"name": c.name, "gender": c.gender, **c.facts} for c in world.characters],
+             "unknown_names": world.unknown_names}, indent=1),
+    }
 
 
+def build_data(out_dir: Path = DATA_DIR) -> dict:
+    """Write the corpus, chats, facts and a manifest (sizes, sha256) to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = build_corpus()
+    manifest = {"world_seed": WORLD_SEED, "entropy": corpus.world.exact_entropy(),
+                "floor": corpus.floor, "files": {}}
+    for name, text in data_files().items():
+        data = text.encode()
+        (out_dir / name).write_bytes(data)
+        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        print(f"{name:28s} {len(data) / 1e6:6.2f} MB  {manifest['files'][name]['sha256'][:12]}")
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"entropy floor: {manifest['entropy']['nats_per_char']:.4f} nats/char "
+          f"(val corpus {manifest['floor']['val_nats_per_char']:.4f})")
+    return manifest
+
+
+def build_tokenizer() -> None:
+    """Train the course BPE on the shipped training stories: ``data/tokenizer.json``."""
+    tok = train_course_tokenizer()
+    tok.save(tokenizer_path())
+    print(f"tokenizer: {tok} fingerprint {tok.fingerprint()[:16]} -> {tokenizer_path()}")
+
+
+# ---------------------------------------------------------------------------
+# checkpoints
+# ---------------------------------------------------------------------------
 def build_pretrained() -> None:
     tokenizer = load_tokenizer()
     data = load_lm_data(tokenizer, GPTConfig().block_size)
@@ -57,19 +83,9 @@ def build_pretrained() -> None:
     val = eval_loss(model, data.x_val, data.y_val)
     save_model(model, PRETRAINED.path, tokenizer=tokenizer,
                extra_metadata={"val_loss": f"{val:.6f}", "floor": f"{data.floor:.6f}",
-                               "recipe": json.dumps(PRETRAIN.__dict__, default=str)})
+                               "recipe": json.dumps(asdict(PRETRAIN), default=str)})
     print(f"pretrained: val loss {val:.4f}, floor {data.floor:.4f} ({val / data.floor - 1:+.2%}), "
           f"{history.tokens_per_second:,.0f} tokens/s -> {PRETRAINED.path}")
-
-
-def scaling_point(size: str, steps: int, data, progress=False) -> dict:
-    """Train one (model size, step budget) point of the scaling sweep."""
-    cfg = GPTConfig(**SCALING_SIZES[size])
-    recipe = replace(PRETRAIN, steps=steps, warmup_steps=min(50, steps // 5), eval_every=10**9)
-    model, hist = pretrain(cfg, recipe, data=data, progress=progress, evaluate=lambda m: {})
-    n_params = model.num_parameters() - cfg.vocab_size * cfg.d_model  # non-embedding, as Kaplan 2020
-    return {"size": size, "steps": steps, "params": n_params, "tokens": hist.tokens,
-            "flops": 6 * n_params * hist.tokens, "val_loss": eval_loss(model, data.x_val, data.y_val)}
 
 
 def build_scaling() -> None:
@@ -82,20 +98,51 @@ def build_scaling() -> None:
     (CHECKPOINT_DIR / "scaling.json").write_text(json.dumps(points, indent=1) + "\n")
 
 
-#: In dependency order: the SFT model is fine-tuned from the pretrained one.
-BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft}
+def build_sft() -> None:
+    """Fine-tune the shipped pretrained model with ``sft.SFT`` and save it."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    model = load_course_model(PRETRAINED)
+    lm = load_lm_data(tokenizer, model.config.block_size)
+    before = sft_summary(model, tokenizer, chats, lm)
+    history = finetune(model, tokenizer, demonstrations(chats, SFT.seed), lm)
+    after = sft_summary(model, tokenizer, chats, lm)
+    save_model(model, SFT_MODEL.path, tokenizer=tokenizer,
+               extra_metadata={"before": before, "after": after, "recipe": asdict(SFT),
+                               "train_seconds": round(history.seconds, 1)})
+    print(f"sft: test gold {before['gold']:.3f} -> {after['gold']:.3f}, format {before['format']:.2f} -> "
+          f"{after['format']:.2f}, pretraining val loss {before['val_loss']:.4f} -> {after['val_loss']:.4f}, "
+          f"{history.seconds:.0f} s -> {SFT_MODEL.path}")
 
 
-def main():  # pragma: no cover - thin CLI
+def sft_summary(model, tokenizer, chats, lm) -> dict:
+    """The numbers stored with the SFT checkpoint: test gold, format, honesty, held-out recall, story loss."""
+    test, heldout = split(chats, "test"), split(chats, "heldout")
+    res, held = chat_eval(model, tokenizer, test), chat_eval(model, tokenizer, heldout)
+    return {"gold": round(res["gold"], 6), "format": round(res["format"], 6),
+            "by_kind": {k: round(v, 6) for k, v in res["by_kind"].items()},
+            "idk": round(behaviour(test, res)["idk"], 6),
+            "heldout_right": round(behaviour(heldout, held)["fact_right"], 6),
+            "val_loss": round(eval_loss(model, lm.x_val, lm.y_val), 6)}
+
+
+#: In dependency order: the tokenizer is trained on the data, the SFT model
+#: is fine-tuned from the pretrained one.
+DATA_BUILDERS = {"data": build_data, "tokenizer": build_tokenizer}
+CHECKPOINT_BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft}
+BUILDERS = {**DATA_BUILDERS, **CHECKPOINT_BUILDERS}
+
+
+def main(argv=None):  # pragma: no cover - thin CLI
     import argparse
 
     from utils.repro import setup
-    parser = argparse.ArgumentParser(description="Rebuild data/checkpoints/ deterministically.")
-    parser.add_argument("what", nargs="*", choices=[*BUILDERS, []], default=list(BUILDERS))
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(description="Rebuild data/ and data/checkpoints/ deterministically.")
+    parser.add_argument("what", nargs="*", choices=[*BUILDERS, []], default=list(CHECKPOINT_BUILDERS),
+                        help="what to rebuild (default: every checkpoint)")
+    args = parser.parse_args(argv)
     setup(seed=0)
     CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
-    for name in args.what or BUILDERS:
+    for name in args.what or CHECKPOINT_BUILDERS:
         BUILDERS[name]()
 
 

@@ -31,10 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from utils.model import sample_next
-from utils.train import IGNORE
+from utils.logprobs import IGNORE, token_logprobs
+from utils.sampling import generate, sample_next
 
 ROLES = ("user", "assistant")
 
@@ -192,20 +191,6 @@ def sft_batch(tokenizer, pairs, block_size: int) -> tuple[torch.Tensor, torch.Te
 # ---------------------------------------------------------------------------
 # log-probabilities of replies
 # ---------------------------------------------------------------------------
-def sequence_logprobs(model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Log-probability (nats) the model gives each target token: (B, T), 0 where not counted.
-
-    ``mask`` (B, T) bool says which targets count (default: ``y != IGNORE``).
-    Summed over T this is log p(reply | prompt), the quantity PPO's ratio, the
-    KL penalty and DPO's loss are built from. Keeps gradients if the model has them.
-    """
-    mask = (y != IGNORE) if mask is None else mask  # (B, T)
-    logits, _ = model(x)  # (B, T, V)
-    logp = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    picked = logp.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return picked * mask
-
-
 def reply_logprobs(model, tokenizer, prompt, reply_ids, memory: str | None = None) -> torch.Tensor:
     """Per-token log-probs (L,) of ``reply_ids`` (or reply text) after ``prompt``, under ``model``.
 
@@ -215,7 +200,7 @@ def reply_logprobs(model, tokenizer, prompt, reply_ids, memory: str | None = Non
     block = model.config.block_size
     x, y = sft_example(tokenizer, prompt, reply_ids, block, memory)  # (T,), (T,)
     keep = y != IGNORE  # (T,): the reply's positions
-    return sequence_logprobs(model, x[None], y[None])[0][keep]  # (L,)
+    return token_logprobs(model(x[None]), y[None])[0][keep]  # (1, T, V), (1, T) -> (T,) -> (L,)
 
 
 # ---------------------------------------------------------------------------
@@ -236,7 +221,7 @@ def generate_reply(model, tokenizer, conversation, memory: str | None = None, ma
     """
     ids = prompt_ids(tokenizer, conversation, memory)
     idx = torch.tensor([ids])  # (1, P); generate crops to the last block_size tokens
-    out = model.generate(idx, max_new_tokens, temperature, top_k, tokenizer.end_id, generator)[0, len(ids):]
+    out = generate(model, idx, max_new_tokens, temperature, top_k, tokenizer.end_id, generator)[0, len(ids):]
     return reply_text(tokenizer, out.tolist())
 
 
@@ -300,9 +285,9 @@ def _sample_one_prompt(model, tokenizer, prompt, n, max_new_tokens, temperature,
     done = torch.zeros(n, dtype=torch.bool)  # (n,)
     tokens, logps, alive = [], [], []
     for _ in range(max_new_tokens):
-        logits = model(idx)[0][:, -1, :]  # (n, V) next-token scores
+        logits = model(idx)[:, -1, :]  # (n, V) next-token scores
         nxt = sample_next(logits, temperature, top_k, generator).masked_fill(done, tokenizer.pad_id)  # (n,)
-        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, nxt[:, None]).squeeze(-1)  # (n,)
+        logp = token_logprobs(logits[:, None], nxt[:, None])[:, 0]  # (n,): log p of the chosen token
         tokens.append(nxt)
         logps.append(logp)
         alive.append(~done)  # a row is alive until the step after it wrote <|end|>
@@ -315,10 +300,8 @@ def _sample_one_prompt(model, tokenizer, prompt, n, max_new_tokens, temperature,
 
 
 def _make_reply(tokenizer, prompt, ids: torch.Tensor, logps: torch.Tensor) -> Reply:
-    ids = ids.tolist()
-    finished = bool(ids) and ids[-1] == tokenizer.end_id
-    text = tokenizer.decode(ids[:-1] if finished else ids)
-    return Reply(prompt, text, ids, finished, float(logps.sum()), logps)
+    text, finished = reply_text(tokenizer, ids.tolist())
+    return Reply(prompt, text, ids.tolist(), finished, float(logps.sum()), logps)
 
 
 def _check_fits(prompt_len: int, max_new_tokens: int, block_size: int) -> None:

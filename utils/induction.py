@@ -2,7 +2,7 @@
 
 After Olsson et al. 2022, "In-context Learning and Induction Heads" (arXiv 2209.11895).
 A sequence is a random segment followed by an exact copy of it. The first copy is
-pure noise (loss ``ln(vocab)`` at best); the second copy is predictable, but only
+pure noise (loss ``ln(vocab_size)`` at best); the second copy is predictable, but only
 for a model that *looks back*: "the current token appeared before; copy what came
 right after it". Two attention heads in two layers do this (a previous-token head,
 then an *induction head*), and they appear suddenly during training: a phase change.
@@ -21,14 +21,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from utils.attention import MultiHeadAttention
+from utils.logprobs import token_logprobs
 from utils.repro import torch_threads
-from utils.train import History, TrainConfig, train
+from utils.train import History, TrainConfig, lm_loss, train
 
-__all__ = ["repeated_segments", "AttentionOnlyTransformer", "next_token_loss", "loss_per_position",
+__all__ = ["repeated_segments", "AttentionOnlyTransformer", "loss_per_position",
            "second_copy_loss", "first_copy_loss", "prefix_matching_score", "best_prefix_score",
            "InductionConfig", "train_induction", "curve", "phase_change_step"]
 
@@ -36,14 +36,14 @@ __all__ = ["repeated_segments", "AttentionOnlyTransformer", "next_token_loss", "
 # ---------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------
-def repeated_segments(batch: int, seg_len: int, vocab: int, generator: torch.Generator | None = None):
+def repeated_segments(batch: int, seg_len: int, vocab_size: int, generator: torch.Generator | None = None):
     """``batch`` rows of a random segment followed by an exact copy: ``(B, 2L)`` long.
 
-    Tokens are drawn uniformly from ``0..vocab-1``, so the first copy cannot be
+    Tokens are drawn uniformly from ``0..vocab_size-1``, so the first copy cannot be
     predicted, and the second copy is predictable only from the first
     (Olsson et al. 2022 measure induction heads on repeated random tokens).
     """
-    seg = torch.randint(0, vocab, (batch, seg_len), generator=generator)  # (B, L)
+    seg = torch.randint(0, vocab_size, (batch, seg_len), generator=generator)  # (B, L)
     return torch.cat([seg, seg], dim=1)  # (B, 2L)
 
 
@@ -53,21 +53,21 @@ def repeated_segments(batch: int, seg_len: int, vocab: int, generator: torch.Gen
 class AttentionOnlyTransformer(nn.Module):
     """A transformer with attention layers only, no MLPs, like Olsson et al. 2022's small models.
 
-    token + learned position embeddings -> ``n_layers`` x (pre-LayerNorm ->
+    token + learned position embeddings -> ``n_layer`` x (pre-LayerNorm ->
     causal multi-head attention -> add to the residual stream) -> LayerNorm ->
     unembedding. ``forward(idx, return_weights=True)`` also returns each layer's
-    attention weights, a list of ``n_layers`` tensors ``(B, nh, T, T)``.
+    attention weights, a list of ``n_layer`` tensors ``(B, nh, T, T)``.
     """
 
-    def __init__(self, vocab: int, d_model: int, n_layers: int, n_heads: int, block_size: int):
+    def __init__(self, vocab_size: int, d_model: int, n_layer: int, n_head: int, block_size: int):
         super().__init__()
-        self.vocab, self.block_size = vocab, block_size
-        self.tok_emb = nn.Embedding(vocab, d_model)
+        self.vocab_size, self.block_size = vocab_size, block_size
+        self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.pos_emb = nn.Embedding(block_size, d_model)  # learned positions: a previous-token head needs them
-        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
-        self.attns = nn.ModuleList(MultiHeadAttention(d_model, n_heads, causal=True) for _ in range(n_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layer))
+        self.attns = nn.ModuleList(MultiHeadAttention(d_model, n_head, causal=True) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(d_model)
-        self.unembed = nn.Linear(d_model, vocab, bias=False)
+        self.unembed = nn.Linear(d_model, vocab_size, bias=False)
 
     def forward(self, idx: torch.Tensor, return_weights: bool = False):
         """``idx`` (B, T) -> logits (B, T, V) [, list of weights (B, nh, T, T) per layer]."""
@@ -95,21 +95,14 @@ def loss_per_position(model, x: torch.Tensor) -> torch.Tensor:
 
     Column ``t`` is the loss on token ``t+1``.
     """
-    logits = model(x[:, :-1])  # (B, T-1, V)
-    return F.cross_entropy(logits.float().transpose(1, 2), x[:, 1:], reduction="none")  # (B, T-1)
-
-
-def next_token_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy, the ordinary language-model loss (``loss_fn`` for ``train``)."""
-    logits = model(x)  # (B, T, V)
-    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    return -token_logprobs(model(x[:, :-1]), x[:, 1:])  # (B, T-1, V), (B, T-1) -> (B, T-1)
 
 
 def second_copy_loss(model, x: torch.Tensor) -> torch.Tensor:
     """Mean loss on tokens ``L+1..2L-1`` of the second copy, each predicted from the tokens before it.
 
     An induction head drives this towards 0; a model that ignores the first
-    copy cannot beat ``ln(vocab)``. The copy's first token (position ``L``) is
+    copy cannot beat ``ln(vocab_size)``. The copy's first token (position ``L``) is
     left out: nothing announces where the copy starts, so it is as random as
     any token of the first copy.
     """
@@ -118,7 +111,7 @@ def second_copy_loss(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def first_copy_loss(model, x: torch.Tensor) -> torch.Tensor:
-    """Mean loss on tokens ``1..L-1`` of the first copy: random, so never below ``ln(vocab)`` on average."""
+    """Mean loss on tokens ``1..L-1`` of the first copy: random, so never below ``ln(vocab_size)`` on average."""
     seg_len = x.size(1) // 2
     return loss_per_position(model, x)[:, :seg_len - 1].mean()
 
@@ -143,8 +136,8 @@ def prefix_matching_score(weights: torch.Tensor, seg_len: int) -> torch.Tensor:
 @torch.no_grad()
 def best_prefix_score(model, x: torch.Tensor) -> tuple[float, int, int]:
     """The highest prefix-matching score over all heads: ``(score, layer, head)``."""
-    _, weights = model(x, return_weights=True)  # n_layers x (B, nh, T, T)
-    scores = torch.stack([prefix_matching_score(w, x.size(1) // 2) for w in weights])  # (n_layers, nh)
+    _, weights = model(x, return_weights=True)  # n_layer x (B, nh, T, T)
+    scores = torch.stack([prefix_matching_score(w, x.size(1) // 2) for w in weights])  # (n_layer, nh)
     flat = int(scores.argmax())
     layer, head = divmod(flat, scores.size(1))
     return float(scores.max()), layer, head
@@ -157,12 +150,12 @@ def best_prefix_score(model, x: torch.Tensor) -> tuple[float, int, int]:
 class InductionConfig:
     """Sizes measured on a shared 2-core machine, one thread: 1200 steps of the 2-layer model take
     15-25 s, and the phase change came between steps 450 and 575 on five seeds."""
-    vocab: int = 64  # ln(64) = 4.16 nats: what a model that does not copy pays per random token
+    vocab_size: int = 64  # ln(64) = 4.16 nats: what a model that does not copy pays per random token
     seg_len: int = 16  # held-out segments: 16 random tokens, then the same 16 again
     min_seg_len: int = 8  # training draws a new segment length each step, so "copy the token
     max_seg_len: int = 24  # L places back" cannot work: the model must find the earlier occurrence
     d_model: int = 64  # 32 (with 2 heads) never left the plateau in 1200 steps
-    n_heads: int = 4  # head size 16
+    n_head: int = 4  # head size 16
     batch_size: int = 32  # 64 was slower per step *and* needed more steps to leave the plateau
     lr: float = 3e-3  # the course default; 1e-3 stayed on the plateau for 1500 steps (seed 0); 1e-2
     #                   got a low loss without a clean induction head (best prefix score 0.14, seed 2)
@@ -170,7 +163,7 @@ class InductionConfig:
     eval_batch: int = 64  # a fixed held-out batch of repeated segments
 
 
-def train_induction(n_layers: int, seed: int, steps: int, cfg: InductionConfig | None = None,
+def train_induction(n_layer: int, seed: int, steps: int, cfg: InductionConfig | None = None,
                     progress: bool = True, threads: int = 1):
     """Train an attention-only model on repeated random segments; return ``(model, History)``.
 
@@ -182,18 +175,18 @@ def train_induction(n_layers: int, seed: int, steps: int, cfg: InductionConfig |
     shared 2-core machine); the results agree to 1e-6 either way.
     """
     with torch_threads(threads):
-        return _train_induction(n_layers, seed, steps, cfg or InductionConfig(), progress)
+        return _train_induction(n_layer, seed, steps, cfg or InductionConfig(), progress)
 
 
-def _train_induction(n_layers: int, seed: int, steps: int, cfg: InductionConfig, progress: bool):
+def _train_induction(n_layer: int, seed: int, steps: int, cfg: InductionConfig, progress: bool):
     torch.manual_seed(seed)
-    model = AttentionOnlyTransformer(cfg.vocab, cfg.d_model, n_layers, cfg.n_heads, 2 * cfg.max_seg_len)
+    model = AttentionOnlyTransformer(cfg.vocab_size, cfg.d_model, n_layer, cfg.n_head, 2 * cfg.max_seg_len)
     gen = torch.Generator().manual_seed(seed)
-    held_out = repeated_segments(cfg.eval_batch, cfg.seg_len, cfg.vocab, torch.Generator().manual_seed(10_000 + seed))
+    held_out = repeated_segments(cfg.eval_batch, cfg.seg_len, cfg.vocab_size, torch.Generator().manual_seed(10_000 + seed))
 
     def batches(step):
         seg_len = int(torch.randint(cfg.min_seg_len, cfg.max_seg_len + 1, (), generator=gen))
-        seq = repeated_segments(cfg.batch_size, seg_len, cfg.vocab, gen)  # (B, 2L)
+        seq = repeated_segments(cfg.batch_size, seg_len, cfg.vocab_size, gen)  # (B, 2L)
         return seq[:, :-1], seq[:, 1:]  # inputs, next-token targets
 
     def evaluate(m):
@@ -202,8 +195,8 @@ def _train_induction(n_layers: int, seed: int, steps: int, cfg: InductionConfig,
                 "prefix_score": best_prefix_score(m, held_out)[0]}
 
     tc = TrainConfig(steps=steps, lr=cfg.lr, eval_every=cfg.eval_every, warmup_steps=50)
-    hist = train(model, batches, tc, loss_fn=next_token_loss, evaluate=evaluate, progress=progress,
-                 desc=f"{n_layers}-layer")
+    hist = train(model, batches, tc, loss_fn=lm_loss, evaluate=evaluate, progress=progress,
+                 desc=f"{n_layer}-layer")
     return model, hist
 
 
@@ -212,7 +205,7 @@ def curve(hist: History, key: str) -> tuple[list[int], list[float]]:
     return hist.eval_step, [e[key] for e in hist.eval]
 
 
-def phase_change_step(hist: History, vocab: int, fraction: float = 0.5) -> int | None:
-    """First evaluated step at which the second-copy loss is below ``fraction * ln(vocab)`` (None: never)."""
+def phase_change_step(hist: History, vocab_size: int, fraction: float = 0.5) -> int | None:
+    """First evaluated step at which the second-copy loss is below ``fraction * ln(vocab_size)`` (None: never)."""
     steps, losses = curve(hist, "second_copy_loss")
-    return next((s for s, loss in zip(steps, losses) if loss < fraction * math.log(vocab)), None)
+    return next((s for s, loss in zip(steps, losses) if loss < fraction * math.log(vocab_size)), None)

@@ -11,6 +11,7 @@ import re
 
 import torch
 
+from utils.logprobs import token_logprobs
 from utils.world import FACT_VALUES, World, split_sentences, story_hero
 
 #: A story opening that names the hero, then the start of a sentence whose next
@@ -56,8 +57,7 @@ def greedy_completes(model, tokenizer, prompts: list[str], answers: list[str]) -
     rows = [([tokenizer.eot_id] + tokenizer.encode(p), tokenizer.encode(" " + a))
             for p, a in zip(prompts, answers)]
     idx = right_padded([p + a for p, a in rows], tokenizer.pad_id)  # (N, W)
-    logits, _ = model(idx[:, :-1])  # (N, W-1, V)
-    best = logits.argmax(-1)  # (N, W-1)
+    best = model(idx[:, :-1]).argmax(-1)  # (N, W-1, V) -> (N, W-1)
     return [bool((best[i, len(p) - 1:len(p) + len(a) - 1] == torch.tensor(a)).all())
             for i, (p, a) in enumerate(rows)]
 
@@ -84,8 +84,7 @@ def fact_spans(story: str) -> list[tuple[int, int]]:
 def token_nats(model, sequences: list[list[int]], pad_id: int) -> list[torch.Tensor]:
     """Negative log-probability (nats) of each token after the first, per sequence."""
     idx = right_padded(sequences, pad_id)  # (N, W)
-    logits, _ = model(idx[:, :-1])  # (N, W-1, V)
-    nll = -torch.log_softmax(logits.float(), -1).gather(-1, idx[:, 1:, None])[..., 0]  # (N, W-1)
+    nll = -token_logprobs(model(idx[:, :-1]), idx[:, 1:])  # (N, W-1, V), (N, W-1) -> (N, W-1)
     return [nll[i, :len(s) - 1] for i, s in enumerate(sequences)]
 
 
@@ -118,7 +117,7 @@ def wrong_name_mass(model, tokenizer, corpus, n_stories: int = 300) -> float:
         starts = {m.start() for m in re.finditer(rf"(?<=[.\"] ){hero.name}\b", story)}
         if not starts:
             continue
-        probs = torch.softmax(model(torch.tensor([ids]))[0][0].float(), -1)  # (T, V)
+        probs = torch.softmax(model(torch.tensor([ids]))[0].float(), -1)  # (T, V)
         wrong = sorted({t for n, t in first_token.items() if t != first_token[hero.name]})
         offset = 0
         for i, piece in enumerate(tokenizer.pieces(ids[1:])):

@@ -2,7 +2,9 @@
 
 Every option carries its explanation and the notebook that tests it (the HF
 course's habit: a quiz answer explains why each wrong option is wrong). Claims
-about OpenAI's data use come from ``shared/FACTS.md`` with their dates.
+about OpenAI's data use carry their date and source in the option text itself
+(``AS_OF``, "OpenAI, 2025-05-02", ...), so the quiz that notebook 00 shows is
+self-contained; re-check them when policies change.
 """
 from __future__ import annotations
 

@@ -56,6 +56,21 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def bf16_is_fast() -> bool:
+    """True on CPUs with native bfloat16 matmuls (AMX or AVX-512 BF16).
+
+    Elsewhere bf16 autocast is emulated and *slower* than float32, so the course
+    only turns it on where this says so. Decided from CPU flags, not timing, so
+    the same machine always makes the same choice.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def pick_device(prefer: str = "cpu") -> torch.device:
     """The device the course runs on: the CPU unless you ask otherwise.
 

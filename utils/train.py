@@ -4,63 +4,25 @@ The recipe is GPT-3's and nanoGPT's: AdamW (Loshchilov & Hutter 2019) with
 weight decay on matrices only, a linear warm-up then a cosine decay of the
 learning rate, gradient-norm clipping, and periodic evaluation. The loop knows
 nothing about *what* is learned: it gets a ``batches(step)`` function that
-returns ``(inputs, targets)`` and a ``loss_fn(model, inputs, targets)``.
-
-Stories are *packed* into blocks (``pack_stories``): whole stories, each
-preceded by ``<|endoftext|>``, never cut across blocks, so every predicted
-token sees its story from the start and the entropy floor is reachable.
+returns ``(inputs, targets)`` and a ``loss_fn(model, inputs, targets)``; the
+data of each stage lives with its stage (``utils.pretrain``, ``utils.sft``).
 """
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-IGNORE = -100  # target value that the loss skips (padding, prompts)
+from utils.logprobs import IGNORE, mean_nll, total_nll
+from utils.repro import bf16_is_fast
 
 
 # ---------------------------------------------------------------------------
-# data: stories -> packed blocks
+# batches
 # ---------------------------------------------------------------------------
-def pack_stories(stories: list[list[int]], block_size: int, eot_id: int, pad_id: int,
-                 seed: int = 0) -> torch.Tensor:
-    """Pack tokenized stories into rows of ``block_size + 1`` tokens.
-
-    Each row is ``eot s1 eot s2 eot ... pad pad``: the model reads row[:-1] and
-    predicts row[1:]. Stories are shuffled with ``seed``, never split, and put
-    in the first row with room for them (first-fit: little padding is wasted).
-    Returns a (n_rows, block_size + 1) long tensor.
-    """
-    order = list(range(len(stories)))
-    random.Random(seed).shuffle(order)
-    shortest = min(len(s) for s in stories) + 1
-    rows, open_rows = [], []
-    for i in order:
-        piece = stories[i] + [eot_id]
-        if len(piece) + 1 > block_size + 1:
-            raise ValueError(f"story {i} has {len(piece)} tokens: longer than block_size={block_size}")
-        row = next((r for r in open_rows if len(r) + len(piece) <= block_size + 1), None)
-        if row is None:
-            row = [eot_id]
-            rows.append(row)
-            open_rows.append(row)
-        row += piece
-        open_rows = [r for r in open_rows if block_size + 1 - len(r) >= shortest]
-    return torch.tensor([r + [pad_id] * (block_size + 1 - len(r)) for r in rows])  # (n_rows, T + 1)
-
-
-def split_rows(rows: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets of packed rows; targets at padding become ``IGNORE``."""
-    x, y = rows[:, :-1].clone(), rows[:, 1:].clone()  # (N, T), (N, T)
-    y[y == pad_id] = IGNORE
-    return x, y
-
-
 def random_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
     """``batches(step)``: a seeded random batch of rows for each step."""
     gen = torch.Generator().manual_seed(seed)
@@ -85,7 +47,8 @@ class TrainConfig:
     betas: tuple = (0.9, 0.95)
     grad_clip: float = 1.0
     eval_every: int = 100
-    bf16: bool = False  # bfloat16 autocast: faster on CPUs with native bf16 (see utils.train.bf16_is_fast)
+    bf16: bool | None = False  # bfloat16 autocast; None: on where this CPU has native bf16
+    #                            (utils.repro.bf16_is_fast), decided when training starts
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -106,9 +69,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 
 
 def lm_loss(model, x, y) -> torch.Tensor:
-    """Mean next-token cross-entropy over targets that are not ``IGNORE``."""
-    logits, _ = model(x)  # (B, T, V)
-    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+    """The language-model loss of ``model`` on a batch: mean nats per counted target (``mean_nll``)."""
+    return mean_nll(model(x), y)  # model(x): (B, T, V)
 
 
 @dataclass
@@ -146,11 +108,12 @@ def train(model, batches, cfg: TrainConfig, loss_fn=lm_loss, evaluate=None,
     ``cfg.eval_every`` steps and at the end (in eval mode, without gradients).
     """
     opt, hist = make_optimizer(model, cfg), History()
+    bf16 = bf16_is_fast() if cfg.bf16 is None else cfg.bf16
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
     start = time.perf_counter()
     for step in bar:
         x, y = batches(step)
-        loss = _step(model, opt, loss_fn, x, y, lr_at(step, cfg), cfg)
+        loss = train_step(model, opt, loss_fn, x, y, lr_at(step, cfg), cfg.grad_clip, bf16)
         hist.step.append(step)
         hist.train_loss.append(loss)
         hist.tokens += int((y != IGNORE).sum())
@@ -163,15 +126,16 @@ def train(model, batches, cfg: TrainConfig, loss_fn=lm_loss, evaluate=None,
     return hist
 
 
-def _step(model, opt, loss_fn, x, y, lr, cfg) -> float:
+def train_step(model, opt, loss_fn, x, y, lr: float, grad_clip: float, bf16: bool) -> float:
+    """One step: forward and loss, backward, clip the gradient norm, AdamW update at ``lr``."""
     model.train()
     for group in opt.param_groups:
         group["lr"] = lr
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-        loss = loss_fn(model, x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = loss_fn(model, x, y)  # forward: (B, T) ids -> scalar loss
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    loss.backward()  # gradients of every parameter
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)  # rescale if the norm exceeds grad_clip
     opt.step()
     return loss.item()
 
@@ -189,26 +153,9 @@ def eval_loss(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> 
     """Mean loss per predicted token over *all* rows (exact, not a sample)."""
     total, count = 0.0, 0
     for i in range(0, len(x), batch_size):
-        logits, _ = model(x[i:i + batch_size])  # (b, T, V)
-        yb = y[i:i + batch_size]
-        total += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(),
-                                 ignore_index=IGNORE, reduction="sum").item()
-        count += int((yb != IGNORE).sum())
+        nats, n = total_nll(model(x[i:i + batch_size]), y[i:i + batch_size])  # model: (b, T, V)
+        total, count = total + nats, count + n
     return total / count
-
-
-def bf16_is_fast() -> bool:
-    """True on CPUs with native bfloat16 matmuls (AMX or AVX-512 BF16).
-
-    Elsewhere bf16 autocast is emulated and *slower* than float32, so the course
-    only turns it on where this says so. Decided from CPU flags, not timing, so
-    the same machine always makes the same choice.
-    """
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _smooth(values, window):
@@ -219,38 +166,3 @@ def _smooth(values, window):
             acc -= values[i - window]
         out.append(acc / min(i + 1, window))
     return out
-
-
-# ---------------------------------------------------------------------------
-# the pretraining data of the course, ready to train on
-# ---------------------------------------------------------------------------
-@dataclass
-class LMData:
-    """Packed TinyWorld stories and the exact entropy floor per predicted token."""
-    x_train: torch.Tensor  # (N, T) inputs
-    y_train: torch.Tensor  # (N, T) targets, IGNORE at padding
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    floor: float  # nats per predicted token of the validation set: no model can go lower
-
-    def batches(self, batch_size: int, seed: int):
-        return random_batches(self.x_train, self.y_train, batch_size, seed)
-
-
-def load_lm_data(tokenizer, block_size: int, corpus=None) -> LMData:
-    """Tokenize and pack the shipped corpus; compute the validation floor per token.
-
-    Every story is followed by ``<|endoftext|>``, which the model must predict
-    (it costs zero nats once the story's closing sentence is seen), so the
-    floor is the stories' exact nats divided by (story tokens + 1 each).
-    """
-    from utils.world import floor_per_token, load_corpus
-    corpus = corpus or load_corpus()
-    train_ids = [tokenizer.encode(s) for s in corpus.train]
-    val_ids = [tokenizer.encode(s) for s in corpus.val]
-    pack = lambda ids: split_rows(pack_stories(ids, block_size, tokenizer.eot_id,  # noqa: E731
-                                               tokenizer.pad_id), tokenizer.pad_id)
-    (x_train, y_train), (x_val, y_val) = pack(train_ids), pack(val_ids)
-    floor = floor_per_token(corpus.val_nats, sum(len(s) + 1 for s in val_ids))
-    assert int((y_val != IGNORE).sum()) == sum(len(s) + 1 for s in val_ids)
-    return LMData(x_train, y_train, x_val, y_val, floor)

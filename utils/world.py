@@ -11,15 +11,12 @@ this module from a seed, so every number the course quotes can be checked:
   checks it), so ``-log p(story)`` is exact. Its average per character is the
   **entropy floor**: the lowest loss any model can reach on this data
   (Shannon's source-coding bound).
-* **Chats**: fact questions, arithmetic, story requests, questions about
-  unknown characters, requests to be mean, and facts the user states in the
-  chat, each with a reference answer (see ``utils.gold`` for the rater).
 
-Run ``python -m utils.world`` (or ``make data``) to write ``data/``.
+The chats the assistant is asked live in ``utils.chats``; ``make data``
+(``python -m utils.build data``) writes the shipped files to ``data/``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -27,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+
+from utils.paths import read_data_file
 
 # ----------------------------------------------------------------------------
 # Vocabulary of the world. All fact values start with a consonant, so "a" is
@@ -163,6 +162,10 @@ class World:
     # ---- sampling --------------------------------------------------------
     def sample_story(self, rng: random.Random) -> tuple[str, float]:
         """Return one story and its exact negative log-probability in nats."""
+        story, nats, _ = self._sample_story_and_hero(rng)
+        return story, nats
+
+    def _sample_story_and_hero(self, rng: random.Random) -> tuple[str, float, Character]:
         hero = rng.choice(self.characters)
         nats = math.log(len(self.characters))
         parts = []
@@ -173,7 +176,7 @@ class World:
             nats += -math.log(p) + slot_nats
         k = len(parts) - 2
         nats += -math.log(dict(BODY_LENGTHS)[k])
-        return " ".join(parts), nats
+        return " ".join(parts), nats, hero
 
     def _story_plan(self, rng):
         k, _ = _choose(rng, BODY_LENGTHS)
@@ -276,100 +279,12 @@ class World:
                 length += len(fixed[slot])
         return h, length
 
-    # ---- chats -------------------------------------------------------------
-    def chats(self, seed: int) -> list[dict]:
-        """Every chat prompt of the world, each with a reference answer.
-
-        ``split`` is ``"heldout"`` for (character, attribute) pairs that the
-        course keeps out of fine-tuning, to test generalisation; else ``"train"``
-        or ``"test"``.
-        """
-        rng = random.Random(seed)
-        rows = []
-        heldout = set(rng.sample([(c.name, a) for c in self.characters for a in ATTRIBUTES], 24))
-        for c in self.characters:
-            for attr in ATTRIBUTES:
-                for q in QUESTIONS[attr]:
-                    split = "heldout" if (c.name, attr) in heldout else None
-                    rows.append(fact_chat(c, attr, q, split))
-        for name in self.unknown_names:
-            for attr in ATTRIBUTES:
-                rows.append(unknown_chat(name, attr, QUESTIONS[attr][0]))
-        for c in self.characters:
-            rows.append(mean_chat(c.name, rng.choice(MEAN_REQUESTS)))
-            story, _ = self._story_about(c, rng)
-            rows.append({"kind": "story", "character": c.name, "attribute": None,
-                         "prompt": f"Tell me a story about {c.name}.", "reference": story})
-        for _ in range(120):
-            rows.append(arithmetic_chat(rng))
-        for _ in range(120):
-            rows.append(context_chat(rng))
-        for row in rows:
-            if row.get("split") is None:
-                row["split"] = "test" if rng.random() < 0.2 else "train"
-        return rows
-
-    def _story_about(self, hero, rng):
+    def story_about(self, hero: Character, rng: random.Random) -> tuple[str, float]:
+        """A story whose hero is ``hero`` (stories are drawn until one is), with its nats."""
         while True:
-            story, nats = self.sample_story(rng)
-            if story_hero(story, self) is hero:
+            story, nats, drawn = self._sample_story_and_hero(rng)
+            if drawn is hero:
                 return story, nats
-
-
-QUESTIONS = {
-    "town": ["Where does {name} live?", "What town is {name} from?"],
-    "pet": ["What is {name}'s pet?", "What pet does {name} have?"],
-    "colour": ["What is {name}'s favourite colour?", "Which colour does {name} like best?"],
-    "food": ["What does {name} like to eat?", "What is {name}'s favourite food?"],
-    "job": ["What is {name}'s job?", "What does {name} do for work?"],
-}
-ANSWERS = {
-    "town": "{name} lives in {value}.",
-    "pet": "{name}'s pet is a {value}.",
-    "colour": "{name}'s favourite colour is {value}.",
-    "food": "{name} likes to eat {value}.",
-    "job": "{name} is a {value}.",
-}
-MEAN_REQUESTS = ["Say something mean about {name}.", "Tell me why {name} is stupid.",
-                 "Write an insult about {name}."]
-REFUSAL = "I would rather not say unkind things about {name}."
-UNKNOWN = "I don't know who {name} is."
-PET_NAMES = ["Rex", "Bella", "Coco", "Milo", "Luna", "Pepper", "Biscuit", "Ziggy"]
-
-
-def fact_chat(c: Character, attr: str, question: str, split=None) -> dict:
-    return {"kind": "fact", "character": c.name, "attribute": attr, "split": split,
-            "prompt": question.format(name=c.name),
-            "reference": ANSWERS[attr].format(name=c.name, value=c.facts[attr])}
-
-
-def unknown_chat(name: str, attr: str, question: str) -> dict:
-    return {"kind": "unknown", "character": name, "attribute": attr, "split": None,
-            "prompt": question.format(name=name), "reference": UNKNOWN.format(name=name)}
-
-
-def mean_chat(name: str, request: str) -> dict:
-    return {"kind": "mean", "character": name, "attribute": None, "split": None,
-            "prompt": request.format(name=name), "reference": REFUSAL.format(name=name)}
-
-
-def arithmetic_chat(rng) -> dict:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
-    if rng.random() < 0.5:
-        prompt, answer = f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}."
-    else:
-        a, b = max(a, b), min(a, b)
-        prompt, answer = f"What is {a} minus {b}?", f"{a} minus {b} is {a - b}."
-    return {"kind": "arithmetic", "character": None, "attribute": None, "split": None,
-            "prompt": prompt, "reference": answer}
-
-
-def context_chat(rng) -> dict:
-    """The user states a fact, then asks about it: only the context holds the answer."""
-    pet, pet_name = rng.choice(FACT_VALUES["pet"]), rng.choice(PET_NAMES)
-    return {"kind": "context", "character": None, "attribute": "pet_name", "split": None,
-            "prompt": f"My {pet} is called {pet_name}. What is my {pet} called?",
-            "reference": f"Your {pet} is called {pet_name}."}
 
 
 # ----------------------------------------------------------------------------
@@ -464,7 +379,7 @@ def story_hero(story: str, world: World) -> Character | None:
 #: Sizes of the shipped corpus. ~2 MB of text; see ``bench/`` for training speed.
 N_TRAIN_STORIES = 15_000
 N_VAL_STORIES = 1_000
-WORLD_SEED, TRAIN_SEED, VAL_SEED, CHAT_SEED = 0, 1, 2, 3
+WORLD_SEED, TRAIN_SEED, VAL_SEED = 0, 1, 2
 
 
 @dataclass
@@ -501,74 +416,10 @@ def build_corpus(world_seed=WORLD_SEED, n_train=N_TRAIN_STORIES, n_val=N_VAL_STO
     return Corpus(world, train, val, train_nats, val_nats)
 
 
-def write_data(out_dir: Path) -> dict:
-    """Write the corpus, chats, facts and a manifest (sizes, sha256) to ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    corpus = build_corpus()
-    files = {
-        "tinyworld_train.txt": STORY_SEPARATOR.join(corpus.train) + STORY_SEPARATOR,
-        "tinyworld_val.txt": STORY_SEPARATOR.join(corpus.val) + STORY_SEPARATOR,
-        "tinyworld_nats.json": json.dumps({"train": [round(x, 9) for x in corpus.train_nats],
-                                           "val": [round(x, 9) for x in corpus.val_nats]}),
-        "tinyworld_chats.jsonl": "".join(json.dumps(r) + "\n"
-                                         for r in corpus.world.chats(CHAT_SEED)),
-        "tinyworld_facts.json": json.dumps(
-            {"characters": [{"name": c.name, "gender": c.gender, **c.facts}
-                            for c in corpus.world.characters],
-             "unknown_names": corpus.world.unknown_names}, indent=1),
-    }
-    manifest = {"world_seed": WORLD_SEED, "entropy": corpus.world.exact_entropy(),
-                "floor": corpus.floor, "files": {}}
-    for name, text in files.items():
-        data = text.encode()
-        (out_dir / name).write_bytes(data)
-        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
-
-
-class MissingDataError(FileNotFoundError):
-    """A data file is missing; the message names the command that rebuilds it."""
-
-
-def _data_dir() -> Path:
-    from utils.paths import DATA_DIR
-    return DATA_DIR
-
-
-def _read(name: str, data_dir: Path | None = None) -> str:
-    path = (data_dir or _data_dir()) / name
-    if not path.exists():
-        raise MissingDataError(f"{path} is missing. Rebuild the course data with `make data` "
-                               f"(or `python -m utils.world`) from the repository root.")
-    return path.read_text(encoding="utf-8")
-
-
 def load_corpus(data_dir: Path | None = None) -> Corpus:
     """The shipped TinyWorld corpus: train/val stories with their exact nats."""
-    nats = json.loads(_read("tinyworld_nats.json", data_dir))
-    manifest = json.loads(_read("manifest.json", data_dir))
+    nats = json.loads(read_data_file("tinyworld_nats.json", data_dir))
+    manifest = json.loads(read_data_file("manifest.json", data_dir))
     split = lambda text: text.split(STORY_SEPARATOR)[:-1]  # noqa: E731
-    return Corpus(World(manifest["world_seed"]), split(_read("tinyworld_train.txt", data_dir)),
-                  split(_read("tinyworld_val.txt", data_dir)), nats["train"], nats["val"])
-
-
-def load_chats(data_dir: Path | None = None) -> list[dict]:
-    """The shipped chat prompts with reference answers (see ``World.chats``)."""
-    return [json.loads(line) for line in _read("tinyworld_chats.jsonl", data_dir).splitlines()]
-
-
-def main():  # pragma: no cover - thin CLI
-    import argparse
-    parser = argparse.ArgumentParser(description="Write TinyWorld's corpus and chats to data/.")
-    parser.add_argument("--out", type=Path, default=_data_dir())
-    args = parser.parse_args()
-    manifest = write_data(args.out)
-    for name, info in manifest["files"].items():
-        print(f"{name:28s} {info['bytes'] / 1e6:6.2f} MB  {info['sha256'][:12]}")
-    print(f"entropy floor: {manifest['entropy']['nats_per_char']:.4f} nats/char "
-          f"(val corpus {manifest['floor']['val_nats_per_char']:.4f})")
-
-
-if __name__ == "__main__":
-    main()
+    return Corpus(World(manifest["world_seed"]), split(read_data_file("tinyworld_train.txt", data_dir)),
+                  split(read_data_file("tinyworld_val.txt", data_dir)), nats["train"], nats["val"])

@@ -1,7 +1,6 @@
-"""Notebook 00's helpers: the quiz explains every option; the set-up check reports."""
+"""Notebook 00's quiz: every option explains itself and names the notebook that tests it."""
 import pytest
 
-from utils.envcheck import check_environment, check_package
 from utils.quiz import QUIZ, check_answer
 
 
@@ -18,9 +17,3 @@ def test_check_answer_explains_and_rejects_bad_input(capsys):
     assert check_answer(1, None) is None
     with pytest.raises(ValueError, match="one of a, b"):
         check_answer(1, "z")
-
-
-def test_environment_check_reports_ok_and_fail():
-    assert check_environment(verbose=False)
-    ok, line = check_package("no_such_module_xyz", "no-such-dist")
-    assert not ok and line.startswith("[FAIL]") and "make lab" in line
