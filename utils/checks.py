@@ -68,3 +68,48 @@ def _as_tensor(name, x) -> torch.Tensor:
         return torch.as_tensor(x)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckError(f"{name}: expected numbers or a tensor, got {type(x).__name__}.") from exc
+
+
+# ---------------------------------------------------------------------------
+# exercises: the learner's cell, then a hidden reference solution
+# ---------------------------------------------------------------------------
+#: What an exercise cell starts with: the learner replaces it with an answer.
+TODO = None
+
+
+def check_exercise(name: str, answer, check) -> bool | None:
+    """Run ``check(answer)`` on a learner's answer to exercise ``name``; say what happened.
+
+    An exercise has two cells: the learner's (``answer = TODO``, then this call)
+    and, right after it, a collapsed cell tagged ``solution`` that runs the
+    same check on the reference answer (so the test suite checks it too).
+    ``answer`` still ``TODO``: a friendly note, no error, so Run All goes on.
+    A wrong answer raises ``CheckError`` with ``check``'s message, without a
+    traceback. ``check`` raises (``CheckError`` or ``AssertionError``) when the
+    answer is wrong; anything else it raises is reported as a bug in the answer.
+    """
+    if answer is TODO:
+        print(f"Exercise {name}: not answered yet. Write your answer in this cell and run it again "
+              f"(a reference solution is in the next cell, collapsed: click it to show it).")
+        return None
+    try:
+        check(answer)
+    except CheckError:
+        raise
+    except AssertionError as exc:
+        raise CheckError(f"exercise {name}: {exc or 'not right yet'}") from None
+    except Exception as exc:  # the learner's code failed inside the check: say so, briefly
+        raise CheckError(f"exercise {name}: your answer raised {type(exc).__name__}: {exc}") from None
+    print(f"Exercise {name}: correct.")
+    return True
+
+
+def require(namespace: dict, *names: str, made_by: str) -> None:
+    """Stop with a clear message if a cell runs before the cells that define ``names``.
+
+    ``require(globals(), "history", made_by="the training cell of section 3")``.
+    """
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise CheckError(f"this cell needs {', '.join(f'`{n}`' for n in missing)}, made by {made_by}. "
+                         f"Run the cells above first (Run -> Run All Above Selected Cell).")

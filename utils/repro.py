@@ -84,8 +84,11 @@ def pick_device(prefer: str = "cpu") -> torch.device:
     return torch.device("cpu")
 
 
-def setup(seed: int = 0, quiet: bool = False) -> torch.device:
-    """Seed everything, fix torch's thread count and plot style; return the device."""
+def setup(seed: int = 0, quiet: bool = False) -> None:
+    """Seed everything, fix torch's thread count and plot style; print what was set.
+
+    Returns nothing, so the first cell of a notebook shows one line, not the device's repr.
+    """
     threads = n_threads()
     torch.set_num_threads(threads)
     seed_everything(seed)
@@ -94,4 +97,3 @@ def setup(seed: int = 0, quiet: bool = False) -> torch.device:
     device = pick_device()
     if not quiet:
         print(f"seed={seed}  torch {torch.__version__}  threads={threads}  device={device}")
-    return device
