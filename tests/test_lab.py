@@ -1,5 +1,6 @@
 """`make lab` (utils/lab.py): the command line for root/non-root and browser/headless, the settings override,
 and a real JupyterLab that serves the repository root and opens on notebook 00."""
+import contextlib
 import json
 import os
 import secrets
@@ -141,14 +142,20 @@ def wait_until_up(proc, base: str, token: str, log: Path, timeout: float = 30):
     pytest.fail(f"JupyterLab did not answer within {timeout} s:\n{log.read_text()}")
 
 
-def test_the_built_command_starts_a_server_on_the_repository_root(tmp_path):
-    """As this machine's real user (root in containers), headless, on a free loopback port."""
+@contextlib.contextmanager
+def running_lab(tmp_path: Path, extra: tuple = (), test_overrides: dict | None = None):
+    """JupyterLab started with the launcher's own command line, as this machine's real user (root in
+    containers), headless, on a free loopback port; yields (base URL, token, log file); always stopped.
+
+    ``test_overrides``: more setting defaults for this test's server only (e.g. no autosave)."""
     port, token = free_port(), secrets.token_hex(16)
     prefix = tmp_path / "prefix"  # stands for the venv: the override is installed as `make lab` does
     lab.install_override(prefix)
+    if test_overrides:
+        (lab.override_path(prefix).parent / "test-only.json").write_text(json.dumps(test_overrides))
     cmd = lab.lab_command(is_root=lab.is_root(), has_browser=False, port=port, extra=[
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-        f"--LabApp.app_settings_dir={lab.settings_dir(prefix)}"])
+        f"--LabApp.app_settings_dir={lab.settings_dir(prefix)}", *extra])
     # keep the server away from ~/.jupyter and ~/.local: its runtime, config and user settings live in tmp_path
     env = {**os.environ, **{k: str(tmp_path / k.lower()) for k in (
         "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}}
@@ -158,6 +165,18 @@ def test_the_built_command_starts_a_server_on_the_repository_root(tmp_path):
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until_up(proc, base, token, log)
+        yield base, token, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_built_command_starts_a_server_on_the_repository_root(tmp_path):
+    with running_lab(tmp_path) as (base, token, log):
         assert get(f"{base}/api/contents/README.md", token)[0] == 200
         status, _, body = get(f"{base}/api/contents/notebooks/00_start_here.ipynb", token)
         assert status == 200 and json.loads(body)["type"] == "notebook"
@@ -167,11 +186,57 @@ def test_the_built_command_starts_a_server_on_the_repository_root(tmp_path):
         notification = json.loads(get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification",
                                       token)[2])
         assert notification["schema"]["properties"]["fetchNews"]["default"] == "false"  # override applied
-        assert f"127.0.0.1:{port}{START}?token=" in log.read_text()  # the URL the learner is told to open
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        assert f"{base.split('//')[1]}{START}?token=" in log.read_text()  # the URL the learner is told to open
+
+
+# --- a real browser ------------------------------------------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "build" / "screenshots"  # git-ignored; CI keeps them as artifacts if it wants
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"])
+
+
+def run_all_in_the_browser(page, base: str, token: str, notebook: str, timeout_s: float):
+    """Open ``notebook`` in JupyterLab, Run All Cells through the app's own command, wait until done."""
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=60_000)
+    page.wait_for_timeout(2_000)  # the kernel connects
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(r"""() => {
+        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+        return prompts.length > 0 && prompts.every(t => /\[\d+\]/.test(t));
+    }""", timeout=timeout_s * 1000, polling=500)
+
+
+@pytest.mark.slow
+def test_notebook_00_runs_in_a_real_browser_with_widgets_and_no_news_popup(tmp_path):
+    """The README's own command, headless Chromium, Run All through the UI: outputs, quiz widgets, no
+    error, no news pop-up; a screenshot in build/screenshots/."""
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium: install Debian's chromium (`apt-get install chromium`; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    no_autosave = {"@jupyterlab/docmanager-extension:plugin": {"autosave": False}}  # never write the repo's file
+    with running_lab(tmp_path, extra=("--LabApp.expose_app_in_browser=True",),
+                     test_overrides=no_autosave) as (base, token, log):
+        with sync_api.sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            try:
+                run_all_in_the_browser(page, base, token, "notebooks/00_start_here.ipynb", timeout_s=180)
+                page.wait_for_timeout(3_000)  # a news toast would have appeared by now
+                text = "\n".join(page.locator(".jp-Notebook .jp-OutputArea").all_inner_texts())  # outputs only
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / "00_start_here.png"), full_page=True)
+                body = page.inner_text("body")
+                radios = page.locator(".jp-Notebook .widget-radio-box input[type=radio]").count()
+            finally:
+                browser.close()
+    assert "[OK]" in text and "[FAIL]" not in text, "the set-up check should pass in the course's kernel"
+    assert "Traceback" not in text and "Error" not in text.replace("CheckError", ""), text[-2000:]
+    assert radios >= 14, f"the quiz's radio buttons should have rendered (found {radios} options)"
+    assert "official Jupyter news" not in body, "the news pop-up should be switched off"
