@@ -220,9 +220,10 @@ def test_notebook_00_runs_in_a_real_browser_with_widgets_and_no_news_popup(tmp_p
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium: install Debian's chromium (`apt-get install chromium`; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    no_autosave = {"@jupyterlab/docmanager-extension:plugin": {"autosave": False}}  # never write the repo's file
+    test_only = {"@jupyterlab/docmanager-extension:plugin": {"autosave": False},  # never write the repo's file
+                 "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}  # render every cell
     with running_lab(tmp_path, extra=("--LabApp.expose_app_in_browser=True",),
-                     test_overrides=no_autosave) as (base, token, log):
+                     test_overrides=test_only) as (base, token, log):
         with sync_api.sync_playwright() as p:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1280, "height": 1600})

@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import random
+import re
+import sys
+import unicodedata
+from collections import Counter
 
 import pytest
 import torch
 
 from utils.text import (
     N_BYTES,
+    PRETOKEN_PATTERN,
     SPECIAL_TOKENS,
     VOCAB_SIZE,
     BPETokenizer,
     TokenizerFileMissing,
+    count_pretokens,
     load_tokenizer,
     merge_pair,
     pretokenize,
@@ -73,6 +79,110 @@ def test_pretokenize_keeps_leading_space_with_word():
     assert pretokenize("She had a cat.") == ["She", " had", " a", " cat", "."]
 
 
+# --- the pre-tokenizer vs GPT-2's (utils.text.PRETOKEN_PATTERN documents the differences) ---
+#: Unicode's White_Space property (PropList.txt; unchanged since Unicode 6.3): what GPT-2's ``\s`` matches.
+WHITE_SPACE = frozenset([*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                         0x2028, 0x2029, 0x202F, 0x205F, 0x3000])
+SEPARATORS = frozenset(range(0x1C, 0x20))  # U+001C..U+001F: whitespace for Python's re, not for GPT-2
+
+
+def _is_not_digit_number(c):
+    return unicodedata.category(c) in ("No", "Nl")
+
+
+def _ours(c):
+    """Which branch of PRETOKEN_PATTERN a single character falls in: L(etter), N(umber), S(pace), P(unct)."""
+    return ("L" if re.match(r"[^\W\d_]", c) else "N" if re.match(r"\d", c) else
+            "S" if re.match(r"\s", c) else "P")
+
+
+def _gpt2(c):
+    r"""The same for GPT-2's pattern: \p{L}, \p{N}, Unicode White_Space, anything else."""
+    cat = unicodedata.category(c)
+    return "S" if ord(c) in WHITE_SPACE else "L" if cat[0] == "L" else "N" if cat[0] == "N" else "P"
+
+
+def _char_class(pred):
+    """A regex class body listing every code point where ``pred`` holds, as ranges."""
+    ranges, start = [], None
+    for cp in range(sys.maxunicode + 2):
+        inside = cp <= sys.maxunicode and pred(chr(cp))
+        if inside and start is None:
+            start = cp
+        elif not inside and start is not None:
+            ranges.append((start, cp - 1))
+            start = None
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+@pytest.fixture(scope="module")
+def gpt2_pattern():
+    """GPT-2's pre-tokenizer (openai/gpt-2 encoder.py), spelled out for Python's re with Unicode's classes."""
+    L = _char_class(lambda c: unicodedata.category(c)[0] == "L")
+    N = _char_class(lambda c: unicodedata.category(c)[0] == "N")
+    S = "".join(f"\\U{cp:08x}" for cp in sorted(WHITE_SPACE))
+    return re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{L}]+| ?[{N}]+| ?[^{S}{L}{N}]+|[{S}]+(?![^{S}])|[{S}]+")
+
+
+def test_pretokenizer_differs_from_gpt2_only_on_the_documented_characters():
+    for branch in (r" ?[^\W\d_]+", r" ?\d+", r" ?(?:[^\s\w]|_)+", r"\s+(?!\S)"):  # the classes _ours() uses
+        assert branch in PRETOKEN_PATTERN
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    ours = {branch: set(re.findall(rx, every)) for branch, rx in (("L", r"[^\W\d_]"), ("N", r"\d"), ("S", r"\s"))}
+    # a character in none of these sets is punctuation for both patterns
+    suspects = set().union(*ours.values()) | {c for c in every if unicodedata.category(c)[0] in "LN"}
+    suspects |= {chr(cp) for cp in WHITE_SPACE}
+    differ = Counter()
+    for c in suspects:
+        mine, gpt2 = _ours(c), _gpt2(c)
+        if mine != gpt2:
+            expected = ("L", "N") if _is_not_digit_number(c) else ("S", "P") if ord(c) in SEPARATORS else None
+            assert (mine, gpt2) == expected, f"U+{ord(c):04X} ({unicodedata.name(c, '?')}): {mine} vs GPT-2 {gpt2}"
+            differ[expected] += 1
+    n_other_numbers = sum(_is_not_digit_number(c) for c in every)
+    assert differ == {("S", "P"): 4, ("L", "N"): n_other_numbers} and n_other_numbers > 1000
+
+
+def test_pretokenize_matches_gpt2_on_text_without_those_characters(gpt2_pattern):
+    rng = random.Random(0)
+    alphabet = list("abcXYZ019 .,'!_-\n\t") + ["é", "ß", "你", "Ж", "🙂", "\u0301", "\u00a0", "\u3000", "٣"]
+    samples = TRICKY + ["Mia's cat. She'll say: it's 42!", "a  b   c\n\n d", "x__y  ", "'re're 'S"]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(40))) for _ in range(500)]
+    for text in samples:
+        assert pretokenize(text) == gpt2_pattern.findall(text), repr(text)
+
+
+def test_the_emulation_matches_the_real_gpt2_pattern_where_regex_is_installed(gpt2_pattern):
+    """With the `regex` module (not a course dependency): GPT-2's own pattern, on characters Python knows."""
+    regex = pytest.importorskip("regex")
+    real = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+    rng = random.Random(1)
+    known = [c for c in (chr(rng.randrange(0x30000)) for _ in range(6000)) if unicodedata.category(c) != "Cn"]
+    for _ in range(2000):
+        text = "".join(rng.choice(known + list("ab 1.,'\n")) for _ in range(rng.randrange(30)))
+        assert real.findall(text) == gpt2_pattern.findall(text), repr(text)
+
+
+@pytest.mark.parametrize("text, ours, gpt2", [
+    ("x² + ½", ["x²", " +", " ½"], ["x", "²", " +", " ½"]),   # No (superscript): a letter here, a number there
+    ("H₂O", ["H₂O"], ["H", "₂", "O"]),                         # No (subscript)
+    ("1½ cups", ["1", "½", " cups"], ["1½", " cups"]),        # No (fraction) after a digit
+    ("chapter Ⅻ2", ["chapter", " Ⅻ", "2"], ["chapter", " Ⅻ2"]),  # Nl (Roman numeral)
+    ("a \x1fb", ["a", " ", "\x1f", "b"], ["a", " \x1f", "b"]),   # U+001F: whitespace here, punctuation there
+    ("a\x1c\x1d  b", ["a", "\x1c\x1d ", " b"], ["a", "\x1c\x1d", " ", " b"]),
+])
+def test_the_documented_differences_on_examples(gpt2_pattern, text, ours, gpt2):
+    assert pretokenize(text) == ours
+    assert gpt2_pattern.findall(text) == gpt2
+
+
+def test_tinyworld_has_none_of_the_characters_where_the_pretokenizers_differ():
+    from utils.world import load_corpus
+    corpus = load_corpus()
+    chars = set("".join(corpus.train)) | set("".join(corpus.val))
+    assert not {c for c in chars if _is_not_digit_number(c) or ord(c) in SEPARATORS}
+
+
 # --- training ----------------------------------------------------------------
 def test_merge_pair_left_to_right():
     assert merge_pair([1, 1, 1, 2, 1, 1], (1, 1), 9) == [9, 1, 2, 9]
@@ -101,6 +211,30 @@ def test_training_stops_when_no_pairs_left():
     tok = train_bpe(["aaaa"], 1000)
     assert tok.merges == [(97, 97), (256, 256)]
     assert tok.encode("aaaa") == [257]
+
+
+def test_no_merge_ever_spans_a_special_token():
+    texts = ["The end.<|endoftext|>Once upon a time.<|endoftext|>", "<|endoftext|><|endoftext|>It's |> <| me."] * 20
+    tok = train_bpe(texts, N_BYTES + 60 + len(SPECIAL_TOKENS))
+    merged = tok.vocab[N_BYTES:N_BYTES + len(tok.merges)]
+    assert len(tok.merges) > 20
+    assert not [m for m in merged if b"<|endoftext" in m or b"endoftext|>" in m or b".<" in m or b">O" in m]
+    assert b"endoftext" not in merged and b".<|" not in merged
+    # the counts behind the merges never saw the special token's characters
+    pieces = {bytes(word) for word, _ in count_pretokens(texts, special_tokens=SPECIAL_TOKENS)}
+    assert not [p for p in pieces if b"endoftext" in p or p.startswith(b".<")]
+    assert b" |>" in pieces and b" <|" in pieces  # ... but text that merely *looks* special is ordinary text
+    # negative control: without splitting, the special token's pieces are merged like any text
+    unsplit = train_bpe(texts, N_BYTES + 60, special_tokens=())
+    assert b"endoftext" in unsplit.vocab[N_BYTES:] and b".<|" in unsplit.vocab[N_BYTES:]
+
+
+def test_course_tokenizer_makes_the_frequent_words_single_tokens(course_tok):
+    """What the VOCAB_SIZE comment says: most word occurrences, but a minority of the distinct words."""
+    from utils.world import load_corpus
+    counts = Counter(p for story in load_corpus().train for p in pretokenize(story) if p.strip().isalpha())
+    single = {p for p in counts if len(course_tok.encode(p)) == 1}
+    assert len(single) / len(counts) < 0.5 < sum(counts[p] for p in single) / sum(counts.values())
 
 
 def test_vocab_size_too_small_is_explained():

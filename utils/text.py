@@ -33,9 +33,11 @@ from pathlib import Path
 N_BYTES = 256
 
 #: The course's total vocabulary: 256 bytes + 250 merges + 6 special tokens.
-#: 512 is enough for nearly every TinyWorld word (there are about 230 distinct
-#: words with their leading space) to become one token, and small enough that
-#: the output layer of the tiny GPT stays cheap on a laptop CPU.
+#: 250 merges make the *frequent* TinyWorld words single tokens -- most word
+#: occurrences in the corpus, though only a minority of its few hundred distinct
+#: words (rare names stay in pieces; notebook 01 measures both shares, and
+#: tests/test_text.py checks them) -- and keep the output layer of the tiny GPT
+#: cheap on a laptop CPU.
 VOCAB_SIZE = 512
 
 #: Special tokens: single ids that mark structure, never made by merging text.
@@ -44,11 +46,34 @@ VOCAB_SIZE = 512
 #: the context (notebook 09); ``<|pad|>`` fills up short rows of a batch.
 SPECIAL_TOKENS = ("<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>", "<|memory|>", "<|pad|>")
 
-#: GPT-2's pre-tokenizer, written for Python's ``re``: contractions, a word
-#: with its leading space, digits, punctuation (the ``_`` is listed because
-#: ``\\w`` contains it), and runs of whitespace. Every character matches one
-#: branch, so joining the pieces gives back the text. Merges never cross a
-#: piece, so " cat" and " cat." share the token " cat".
+#: The pre-tokenizer: GPT-2's pattern, rewritten for Python's ``re`` (which has
+#: no ``\p{L}``). Its branches: contractions, a word with its leading space,
+#: digits, punctuation (the ``_`` is listed because ``\w`` contains it), and
+#: runs of whitespace. Every character matches one branch, so joining the pieces
+#: gives back the text. Merges never cross a piece, so " cat" and " cat." share
+#: the token " cat".
+#:
+#: It is *not* identical to GPT-2's (Radford et al. 2019; openai/gpt-2
+#: ``encoder.py``: ``'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+``
+#: with the ``regex`` module). Exactly two classes of characters differ
+#: (tests/test_text.py checks every code point):
+#:
+#: * numbers that are not decimal digits -- Unicode categories No and Nl:
+#:   superscripts ``²``, fractions ``½``, circled ``①``, Roman numerals ``Ⅻ`` --
+#:   count as *letters* here (``[^\W\d_]`` keeps them, because ``str.isalnum``
+#:   is true for them), as *numbers* in GPT-2: "x²" is one piece here, "x" + "²" there;
+#: * U+001C..U+001F (the ASCII file/group/record/unit separators) are whitespace
+#:   for Python's ``\s``, but not for Unicode's White_Space property that GPT-2's
+#:   ``\s`` uses, where they are punctuation.
+#:
+#: (Checked against the ``regex`` module itself for every code point that the
+#: running Python's Unicode database knows; ``regex`` ships its own, often newer,
+#: Unicode data, so a character assigned after that version is a letter or digit
+#: there but punctuation here.)
+#:
+#: TinyWorld's text contains none of these characters, so the course tokenizer
+#: is the same either way; the pattern is kept as it is because every shipped
+#: checkpoint depends on ``data/tokenizer.json``, which stores it.
 PRETOKEN_PATTERN = r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
 
 FORMAT = "how-chatgpt-learns/byte-level-bpe/v1"
@@ -77,7 +102,7 @@ def split_words(text: str) -> list[str]:
 
 
 def pretokenize(text: str, pattern: str = PRETOKEN_PATTERN) -> list[str]:
-    """Cut text into the pieces BPE works inside (GPT-2 style): ' lived', '.', ..."""
+    """Cut text into the pieces BPE works inside (GPT-2 style, see ``PRETOKEN_PATTERN``): ' lived', '.', ..."""
     return re.findall(pattern, text)
 
 
@@ -97,15 +122,21 @@ def bytes_to_text(data: bytes) -> str:
 # ----------------------------------------------------------------------------
 # training: the BPE algorithm
 # ----------------------------------------------------------------------------
-def count_pretokens(texts, pattern: str = PRETOKEN_PATTERN) -> list[tuple[tuple[int, ...], int]]:
+def count_pretokens(texts, pattern: str = PRETOKEN_PATTERN,
+                    special_tokens=()) -> list[tuple[tuple[int, ...], int]]:
     """Distinct pre-tokens as byte tuples, with how often each occurs.
 
-    The 2.4 MB corpus has ~600k pre-tokens but only a few hundred distinct
-    ones, so BPE counts pairs over the distinct ones, weighted by their count.
+    The corpus has hundreds of thousands of pre-tokens but only a few hundred
+    distinct ones, so BPE counts pairs over the distinct ones, weighted by
+    their count. Any of ``special_tokens`` found in a text is cut out first:
+    a special token is one id of its own, so none of its characters may take
+    part in a merge (not even with the text next to it, as in ".<|").
     """
+    special_re = _alternation(special_tokens)
     counts = Counter()
     for text in texts:
-        counts.update(pretokenize(text, pattern))
+        for chunk in special_re.split(text)[::2] if special_re else [text]:  # even positions: ordinary text
+            counts.update(pretokenize(chunk, pattern))
     return [(tuple(to_bytes(piece)), n) for piece, n in counts.items()]
 
 
@@ -141,6 +172,7 @@ def train_bpe(texts, vocab_size: int = VOCAB_SIZE, special_tokens=SPECIAL_TOKENS
     vocab_size counts everything: 256 bytes + merges + special tokens. Each step
     merges the most frequent adjacent pair into a new id (Sennrich et al. 2016);
     pair counts are updated only for the words that contain the merged pair.
+    The texts are split at ``special_tokens`` first, so no merge ever spans one.
     Stops early if no pair is left (every pre-token is a single token).
     """
     n_merges = vocab_size - N_BYTES - len(special_tokens)
@@ -148,7 +180,7 @@ def train_bpe(texts, vocab_size: int = VOCAB_SIZE, special_tokens=SPECIAL_TOKENS
         raise ValueError(f"vocab_size={vocab_size} is too small: it must hold the {N_BYTES} bytes "
                          f"and {len(special_tokens)} special tokens, so at least "
                          f"{N_BYTES + len(special_tokens)}.")
-    words = count_pretokens(texts)
+    words = count_pretokens(texts, special_tokens=special_tokens)
     pair_counts = Counter()
     for word, n in words:
         add_pair_counts(pair_counts, word, n)
