@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.attention import (
+    KVCache,
     MultiHeadAttention,
     attention_scores,
     attention_weights,
@@ -132,6 +133,40 @@ def test_multihead_is_causal():
     x2 = x.clone()
     x2[:, 4:] += 5.0
     torch.testing.assert_close(mha(x)[:, :4], mha(x2)[:, :4])
+
+
+@pytest.mark.parametrize("use_fused", [True, False])
+def test_multihead_with_a_kv_cache_matches_each_row_alone(use_fused):
+    """Two rows, the first left-padded by 3: read in a chunk of 4, then one token at a time,
+    each real position gives what the row gives alone; pads get no weight."""
+    torch.manual_seed(3)
+    mha = MultiHeadAttention(d_model=16, n_head=2, use_fused=use_fused).eval()
+    x = torch.randn(2, 7, 16)
+    cache = KVCache(n_layer=1, max_len=7, n_pad=[3, 0])
+    outs = [mha(x[:, :4], cache=cache)]
+    cache.advance(4)
+    for t in range(4, 7):
+        outs.append(mha(x[:, t:t + 1], cache=cache))
+        cache.advance(1)
+    out = torch.cat(outs, dim=1)  # (2, 7, 16)
+    torch.testing.assert_close(out[0, 3:], mha(x[:1, 3:])[0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out[1], mha(x[1:])[0], atol=1e-6, rtol=1e-5)
+    assert cache.keys[0].shape == (2, 2, 7, 8) and cache.length == 7
+    _, w = mha(x[:, :1], return_weights=True, cache=KVCache(1, 1, [0, 0]))
+    assert w.shape == (2, 2, 1, 1)
+
+
+def test_cache_mask_hides_pads_and_the_future():
+    cache = KVCache(n_layer=1, max_len=5, n_pad=[2, 0])
+    m = cache.mask(3)[:, 0]  # (2, 3, 3)
+    assert m[0].tolist() == [[True, False, False], [False, True, False], [False, False, True]]
+    assert m[1].tolist() == causal_mask(3).tolist()
+    assert cache.positions(3).tolist() == [[0, 0, 0], [0, 1, 2]]
+
+
+def test_cache_refuses_non_causal_attention():
+    with pytest.raises(ValueError, match="exact only for causal attention"):
+        MultiHeadAttention(8, 2, causal=False)(torch.zeros(1, 2, 8), cache=KVCache(1, 2, [0]))
 
 
 def test_gradients_match_finite_differences_float64():

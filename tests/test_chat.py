@@ -126,6 +126,7 @@ def test_generate_reply_stops_at_end(tok):
 # ---------------------------------------------------------------- sampled log-probs
 def test_sample_replies_shapes_and_logprobs_match_recomputation(tok, model):
     prompts = ["Where does Mia live?", "What is 2 + 3?"]
+    assert len(prompt_ids(tok, prompts[0])) != len(prompt_ids(tok, prompts[1]))  # one batch, left-padded
     gen = torch.Generator().manual_seed(0)
     replies = sample_replies(model, tok, prompts, n=3, max_new_tokens=6, temperature=0.8, top_k=50,
                              generator=gen)
@@ -144,13 +145,16 @@ def test_sample_replies_shapes_and_logprobs_match_recomputation(tok, model):
 
 def test_sample_replies_stop_each_row_at_end(tok):
     model = end_model(tok, 5.0)  # p(<|end|>) = e^5 / (e^5 + 511) ~ 0.22 per step
-    replies = sample_replies(model, tok, ["Hi"], n=16, max_new_tokens=8, generator=torch.Generator().manual_seed(0))
+    prompts = ["Hi", "Where does Mia live? Tell me."]  # different lengths, one batch
+    replies = sample_replies(model, tok, prompts, n=16, max_new_tokens=8, generator=torch.Generator().manual_seed(0))
     lengths = {len(r.ids) for r in replies}
     assert len(lengths) > 1 and any(r.finished for r in replies) and any(not r.finished for r in replies)
+    assert [r.prompt for r in replies] == [prompts[0]] * 16 + [prompts[1]] * 16
     for r in replies:
         assert r.ids.count(tok.end_id) == int(r.finished) and (r.finished or len(r.ids) == 8)
         assert r.text == tok.decode(r.ids[:-1] if r.finished else r.ids)
-        assert abs(reply_logprobs(model, tok, "Hi", r.ids).sum().item() - r.logprob_sum) < 1e-4
+        recomputed = reply_logprobs(model, tok, r.prompt, r.ids)
+        torch.testing.assert_close(recomputed, r.token_logprobs, atol=1e-4, rtol=0)
     greedy = sample_replies(model, tok, ["Hi"], n=2, max_new_tokens=8, temperature=0.0)
     assert [(r.ids, r.finished, r.text) for r in greedy] == [([tok.end_id], True, "")] * 2
 

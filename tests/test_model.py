@@ -14,6 +14,24 @@ def test_forward_gives_next_token_logits_for_every_position(tiny_gpt):
     assert logits.shape == (3, 10, TINY_CONFIG.vocab_size) and torch.isfinite(logits).all()
 
 
+def test_forward_without_cache_is_the_plain_stack(tiny_gpt):
+    """The training path: embeddings, the blocks, the final norm and the head, nothing else (bit for bit)."""
+    idx = random_tokens(2, 16)
+    x = tiny_gpt.tok_emb(idx) + tiny_gpt.pos_emb(torch.arange(16))
+    for block in tiny_gpt.blocks:
+        x = x + block.attn(block.ln1(x))
+        x = x + block.mlp(block.ln2(x))
+    assert torch.equal(tiny_gpt(idx), tiny_gpt.head(tiny_gpt.ln_f(x)))
+
+
+def test_cached_forward_matches_the_full_pass(tiny_gpt):
+    """Token by token through a KV cache, the same logits as one pass over the sequence."""
+    idx = random_tokens(2, 16)
+    cache = tiny_gpt.new_cache([0, 0], max_len=16)
+    steps = torch.cat([tiny_gpt(idx[:, t:t + 1], cache=cache) for t in range(16)], dim=1)  # (2, 16, V)
+    torch.testing.assert_close(steps, tiny_gpt(idx), atol=1e-5, rtol=1e-5)
+
+
 def test_determinism_under_seed():
     a, b = make_gpt(seed=3), make_gpt(seed=3)
     idx = random_tokens(2, 12)

@@ -14,6 +14,9 @@ and later notebooks import it. Two paths compute the same thing:
 * the **fused** path (``torch.nn.functional.scaled_dot_product_attention``): one
   optimized kernel, faster, the default for training.
 
+For writing text one token at a time, ``KVCache`` keeps every earlier token's
+keys and values, so each new token costs one position instead of the whole prefix.
+
 Shapes: ``B`` batch, ``nh`` heads, ``T`` sequence length (``Tq`` queries, ``Tk``
 keys), ``hs`` head size, ``d_model = nh * hs``.
 """
@@ -26,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["attention_scores", "causal_mask", "softmax_stable", "attention_weights",
-           "scaled_dot_product_attention", "MultiHeadAttention"]
+           "scaled_dot_product_attention", "MultiHeadAttention", "KVCache"]
 
 
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -113,6 +116,11 @@ class MultiHeadAttention(nn.Module):
     ``use_fused=False`` runs the from-scratch path above (for teaching). Both give
     the same numbers up to float rounding. ``forward(x, return_weights=True)``
     always uses the from-scratch path and also returns the weights ``(B, nh, T, T)``.
+
+    ``forward(x, cache=kv, layer=i)`` is the generation path: ``x`` holds only the
+    new tokens, their keys and values are appended to layer ``i`` of the
+    ``KVCache``, and the queries attend to every cached token (see ``KVCache``).
+    Without a cache, attention runs over ``x`` alone, as in training.
     """
 
     def __init__(self, d_model: int, n_head: int, causal: bool = True, bias: bool = True,
@@ -128,12 +136,18 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)  # mixes the heads' outputs
         self.attn_drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False):
-        """``x`` (B, T, d_model) -> (B, T, d_model) [, weights (B, nh, T, T)]."""
+    def forward(self, x: torch.Tensor, return_weights: bool = False, cache: KVCache | None = None,
+                layer: int = 0):
+        """``x`` (B, T, d_model) -> (B, T, d_model) [, weights (B, nh, T, T)].
+
+        With ``cache``: the weights are ``(B, nh, T, L + T)``, over the ``L`` cached
+        tokens and the ``T`` new ones."""
         if x.dim() != 3 or x.size(-1) != self.d_model:
             raise ValueError(f"MultiHeadAttention expects x of shape (B, T, d_model={self.d_model}), "
                              f"got {tuple(x.shape)}.")
         q, k, v = self._split_heads(x)  # each (B, nh, T, hs)
+        if cache is not None:
+            return self._forward_cached(q, k, v, cache, layer, return_weights)
         weights = None
         if self.use_fused and not return_weights:
             y = self._fused(q, k, v)  # (B, nh, T, hs)
@@ -144,6 +158,27 @@ class MultiHeadAttention(nn.Module):
         y = self._merge_heads(y)  # (B, T, d_model)
         y = self.proj(y)  # (B, T, d_model)
         return (y, weights) if return_weights else y
+
+    def _forward_cached(self, q, k, v, cache: KVCache, layer: int, return_weights: bool):
+        """The new tokens' queries attend to every token so far, read from the cache."""
+        if not self.causal:
+            raise ValueError("a KV cache is exact only for causal attention (no token sees a later one); "
+                             "this MultiHeadAttention has causal=False.")
+        k, v = cache.store(layer, k, v)  # each (B, nh, L + T, hs): the cached tokens, then the new ones
+        mask = cache.mask(q.size(-2))  # (B, 1, T, L + T): earlier real tokens, and each token itself
+        if self.use_fused and not return_weights:
+            y, weights = self._fused_masked(q, k, v, mask), None  # (B, nh, T, hs)
+        else:
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, return_weights=True)
+        y = self.proj(self._merge_heads(y))  # (B, T, d_model)
+        return (y, weights) if return_weights else y
+
+    def _fused_masked(self, q, k, v, mask) -> torch.Tensor:
+        """torch's fused kernel with an explicit bool mask (generation; fp32 under CPU autocast, as ``_fused``)."""
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
     def _fused(self, q, k, v) -> torch.Tensor:
         """torch's fused kernel. Under CPU bf16 autocast it runs in float32: in torch
@@ -170,6 +205,98 @@ class MultiHeadAttention(nn.Module):
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, n_head={self.n_head}, head_size={self.head_size}, "
                 f"causal={self.causal}, use_fused={self.use_fused}")
+
+
+class KVCache:
+    """A key/value cache: what generation keeps of the tokens it has already read.
+
+    Writing text, step ``t`` needs the output at the newest position only. Its
+    query meets the keys and values of *all* tokens so far, and those of tokens
+    ``0..t-1`` are the very numbers computed at the previous steps: causal
+    attention never lets an earlier position depend on a later one, so appending
+    a token changes nothing before it, in any layer. Keeping them and computing
+    keys and values for the new token only is therefore exact (up to float
+    rounding: the same sums, added in another order), and a step costs one
+    position instead of the whole prefix.
+
+    One cache serves a whole model: per layer, one preallocated buffer of keys
+    and one of values, each ``(B, nh, max_len, hs)``, filled left to right
+    (``length`` slots so far). Prompts of different lengths share a batch by
+    **left padding**: row ``b`` starts with ``n_pad[b]`` pad slots, so the newest
+    token of every row sits in the same slot. Pad keys are masked out (``mask``)
+    and positions count from each row's first real token (``positions``), so a
+    padded row computes what it would compute alone.
+
+    ``MultiHeadAttention.forward(x, cache=..., layer=i)`` stores and reads layer
+    ``i``; the caller (``GPT.forward``) calls ``advance`` once all layers have run.
+    """
+
+    def __init__(self, n_layer: int, max_len: int, n_pad, device=None):
+        self.n_pad = torch.as_tensor(n_pad, dtype=torch.long, device=device)  # (B,) pads before each row
+        if self.n_pad.dim() != 1 or (self.n_pad < 0).any() or (self.n_pad >= max_len).any():
+            raise ValueError(f"n_pad must list, for each row, how many of the {max_len} slots are left "
+                             f"padding (0 .. max_len - 1); got {self.n_pad.tolist()}.")
+        self.max_len, self.length = max_len, 0  # slots available / filled
+        self.keys: list[torch.Tensor | None] = [None] * n_layer  # per layer (B, nh, max_len, hs)
+        self.values: list[torch.Tensor | None] = [None] * n_layer  # per layer (B, nh, max_len, hs)
+        self._mask = None  # ((length, T), mask): one mask per step, shared by every layer
+
+    @property
+    def batch_size(self) -> int:
+        return self.n_pad.numel()
+
+    def positions(self, T: int) -> torch.Tensor:
+        """Position ids ``(B, T)`` of the next ``T`` slots: a row's first real token is 0 (pads: 0 too)."""
+        slots = torch.arange(self.length, self.length + T, device=self.n_pad.device)  # (T,)
+        return (slots[None, :] - self.n_pad[:, None]).clamp(min=0)  # (B, T)
+
+    def mask(self, T: int) -> torch.Tensor:
+        """``(B, 1, T, length + T)`` bool, True = may attend: the next ``T`` slots see the real
+        tokens up to themselves. A pad slot sees itself only, so no row is fully masked (no NaN)."""
+        if self._mask is None or self._mask[0] != (self.length, T):
+            q_slot = torch.arange(self.length, self.length + T, device=self.n_pad.device)  # (T,)
+            k_slot = torch.arange(self.length + T, device=self.n_pad.device)  # (Tk,)
+            causal = k_slot[None, :] <= q_slot[:, None]  # (T, Tk): no future
+            real = k_slot[None, :] >= self.n_pad[:, None]  # (B, Tk): not a pad
+            itself = k_slot[None, :] == q_slot[:, None]  # (T, Tk)
+            allowed = causal & (real[:, None, :] | itself)  # (B, T, Tk)
+            self._mask = ((self.length, T), allowed[:, None])  # (B, 1, T, Tk): the same for every head
+        return self._mask[1]
+
+    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new tokens' ``k``, ``v`` (B, nh, T, hs) into layer ``layer``; return all
+        keys and values so far, each ``(B, nh, length + T, hs)``."""
+        B, nh, T, hs = k.shape
+        if B != self.batch_size:
+            raise ValueError(f"the cache holds {self.batch_size} rows but the input has {B}.")
+        if self.length + T > self.max_len:
+            raise ValueError(f"the KV cache is full: it holds {self.max_len} slots, {self.length} are "
+                             f"filled, and {T} more tokens came. Make a cache with a larger max_len.")
+        if self.keys[layer] is None:  # first use: allocate the whole buffer once
+            self.keys[layer] = k.new_zeros(B, nh, self.max_len, hs)  # (B, nh, max_len, hs)
+            self.values[layer] = v.new_zeros(B, nh, self.max_len, hs)  # (B, nh, max_len, hs)
+        end = self.length + T
+        self.keys[layer][:, :, self.length:end] = k
+        self.values[layer][:, :, self.length:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]  # views, no copy
+
+    def advance(self, T: int) -> None:
+        """The ``T`` new tokens are stored in every layer: move on to the next free slot."""
+        self.length += T
+
+    def select(self, rows: torch.Tensor) -> KVCache:
+        """A cache of the given rows ``(B',)`` (ids may repeat): copy one prompt's cache to sample
+        several replies from it, or keep only the rows still writing."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.n_pad.device)
+        new = KVCache(len(self.keys), self.max_len, self.n_pad[rows], device=self.n_pad.device)
+        new.length = self.length
+        new.keys = [None if k is None else k[rows] for k in self.keys]  # (B', nh, max_len, hs)
+        new.values = [None if v is None else v[rows] for v in self.values]
+        return new
+
+    def __repr__(self) -> str:
+        return (f"KVCache(layers={len(self.keys)}, rows={self.batch_size}, "
+                f"filled={self.length}/{self.max_len})")
 
 
 # ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from utils.logprobs import IGNORE, token_logprobs
-from utils.sampling import generate, sample_next
+from utils.sampling import sample
 
 ROLES = ("user", "assistant")
 
@@ -219,10 +219,9 @@ def generate_reply(model, tokenizer, conversation, memory: str | None = None, ma
     longer than ``block_size``, only its last ``block_size`` tokens are fed, so the
     start of a long chat (and any memory block) silently falls out (notebook 05).
     """
-    ids = prompt_ids(tokenizer, conversation, memory)
-    idx = torch.tensor([ids])  # (1, P); generate crops to the last block_size tokens
-    out = generate(model, idx, max_new_tokens, temperature, top_k, tokenizer.end_id, generator)[0, len(ids):]
-    return reply_text(tokenizer, out.tolist())
+    ids = prompt_ids(tokenizer, conversation, memory)  # may be longer than block_size: sample crops it
+    out = sample(model, [ids], max_new_tokens, temperature, top_k, tokenizer.end_id, generator)
+    return reply_text(tokenizer, out.written(0)[0])
 
 
 def reply_text(tokenizer, new_ids: list[int]) -> tuple[str, bool]:
@@ -256,9 +255,10 @@ def sample_replies(model, tokenizer, prompts: list, n: int, max_new_tokens: int 
                    generator: torch.Generator | None = None, memory: str | None = None) -> list[Reply]:
     """``n`` sampled replies per prompt, prompt-major: ``[p0 r0, p0 r1, ..., p1 r0, ...]``.
 
-    The ``n`` samples of a prompt form one batch; they share the prompt length,
-    so no padding or attention mask is needed (causal attention with left
-    padding would let tokens attend to the pads). Each row stops at ``<|end|>``.
+    All prompts times ``n`` replies form one batch (``utils.sampling.sample``):
+    prompts of different lengths are left-padded, the pads masked out of
+    attention, and each prompt is read once into a KV cache shared by its ``n``
+    replies. Each row stops at ``<|end|>``.
 
     Log-probs are of the *model's own distribution*: ``log_softmax`` of the raw
     logits, whatever ``temperature`` / ``top_k`` were used to pick tokens. That is
@@ -269,39 +269,18 @@ def sample_replies(model, tokenizer, prompts: list, n: int, max_new_tokens: int 
         raise ValueError(f"n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}.")
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of prompts; wrap a single one: [prompt].")
-    was_training = model.training
-    model.eval()  # no dropout while sampling
-    try:
-        return [r for p in prompts for r in _sample_one_prompt(model, tokenizer, p, n, max_new_tokens,
-                                                                temperature, top_k, generator, memory)]
-    finally:
-        model.train(was_training)
+    if not prompts:
+        return []
+    ids = [prompt_ids(tokenizer, p, memory) for p in prompts]
+    for p in ids:
+        _check_fits(len(p), max_new_tokens, model.config.block_size)
+    out = sample(model, ids, max_new_tokens, temperature, top_k, tokenizer.end_id, generator, n=n)
+    return [_make_reply(tokenizer, prompts[row // n], *out.written(row)) for row in range(len(ids) * n)]
 
 
-def _sample_one_prompt(model, tokenizer, prompt, n, max_new_tokens, temperature, top_k, generator, memory):
-    ids = prompt_ids(tokenizer, prompt, memory)
-    _check_fits(len(ids), max_new_tokens, model.config.block_size)
-    idx = torch.tensor([ids]).repeat(n, 1)  # (n, P)
-    done = torch.zeros(n, dtype=torch.bool)  # (n,)
-    tokens, logps, alive = [], [], []
-    for _ in range(max_new_tokens):
-        logits = model(idx)[:, -1, :]  # (n, V) next-token scores
-        nxt = sample_next(logits, temperature, top_k, generator).masked_fill(done, tokenizer.pad_id)  # (n,)
-        logp = token_logprobs(logits[:, None], nxt[:, None])[:, 0]  # (n,): log p of the chosen token
-        tokens.append(nxt)
-        logps.append(logp)
-        alive.append(~done)  # a row is alive until the step after it wrote <|end|>
-        done = done | (nxt == tokenizer.end_id)
-        idx = torch.cat([idx, nxt[:, None]], dim=1)  # (n, P + t + 1)
-        if bool(done.all()):
-            break
-    tokens, logps, alive = torch.stack(tokens, 1), torch.stack(logps, 1), torch.stack(alive, 1)  # (n, t)
-    return [_make_reply(tokenizer, prompt, tokens[i][alive[i]], logps[i][alive[i]]) for i in range(n)]
-
-
-def _make_reply(tokenizer, prompt, ids: torch.Tensor, logps: torch.Tensor) -> Reply:
-    text, finished = reply_text(tokenizer, ids.tolist())
-    return Reply(prompt, text, ids.tolist(), finished, float(logps.sum()), logps)
+def _make_reply(tokenizer, prompt, ids: list[int], logps: torch.Tensor) -> Reply:
+    text, finished = reply_text(tokenizer, ids)
+    return Reply(prompt, text, ids, finished, float(logps.sum()), logps)
 
 
 def _check_fits(prompt_len: int, max_new_tokens: int, block_size: int) -> None:

@@ -17,7 +17,7 @@ import torch
 from utils.chat import prompt_ids, reply_text
 from utils.chats import Chat
 from utils.gold import gold_score, words
-from utils.sampling import generate
+from utils.sampling import sample
 from utils.world import HE_NAMES, SHE_NAMES, UNKNOWN_NAMES
 
 #: Reply length limits in tokens: a story needs room (references reach ~80 tokens).
@@ -27,21 +27,21 @@ DEFAULT_NEW_TOKENS = 32
 
 @torch.no_grad()
 def greedy_replies(model, tokenizer, prompts: list, max_new_tokens: list[int]) -> list[tuple[str, bool]]:
-    """Greedy ``(text, finished)`` for each prompt, many prompts per forward pass.
+    """Greedy ``(text, finished)`` for each prompt, all prompts of one length limit in one batch.
 
-    Prompts of the same token length (and length limit) form one batch: no
-    padding, so the answers are those of ``generate_reply`` one at a time.
+    ``utils.sampling.sample`` left-pads the prompts and masks the pads out of
+    attention, so each answer is the one ``generate_reply`` gives alone (up to
+    float rounding, which can only matter where two tokens tie).
     """
     ids = [prompt_ids(tokenizer, p) for p in prompts]
-    groups = defaultdict(list)
-    for i, (p, n) in enumerate(zip(ids, max_new_tokens)):
-        groups[len(p), n].append(i)
+    groups = defaultdict(list)  # length limit -> prompt indices
+    for i, n in enumerate(max_new_tokens):
+        groups[n].append(i)
     out = [None] * len(prompts)
-    for (length, n), rows in groups.items():
-        idx = torch.tensor([ids[i] for i in rows])  # (b, P)
-        new = generate(model, idx, n, temperature=0.0, stop_id=tokenizer.end_id)[:, length:]  # (b, <=n)
-        for i, row in zip(rows, new.tolist()):
-            out[i] = reply_text(tokenizer, row)
+    for n, rows in groups.items():
+        new = sample(model, [ids[i] for i in rows], n, temperature=0.0, stop_id=tokenizer.end_id)
+        for j, i in enumerate(rows):
+            out[i] = reply_text(tokenizer, new.written(j)[0])
     return out
 
 

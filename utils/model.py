@@ -10,7 +10,9 @@ Press & Wolf 2017; used by GPT-2). Notebook 03 builds it block by block; trainin
 This module is the architecture only. A model maps token ids to logits
 ``(B, T, V)`` -- nothing else: losses and log-probabilities are computed from the
 logits by ``utils.logprobs``, sampling by ``utils.sampling``, and the checkpoint
-file format lives in ``utils.checkpoints``.
+file format lives in ``utils.checkpoints``. For generation, ``model(idx, cache=kv)``
+reads only the new tokens and remembers the rest in a ``KVCache``
+(``utils.attention``).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.attention import MultiHeadAttention
+from utils.attention import KVCache, MultiHeadAttention
 
 __all__ = ["GPTConfig", "GPT", "Block", "MLP", "parameter_checksum"]
 
@@ -79,8 +81,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x)))  # (B, T, d): look at earlier tokens
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """``x`` (B, T, d) -> (B, T, d). With ``cache``, attention also sees the cached
+        earlier tokens (this block is layer ``layer`` of the cache)."""
+        x = x + self.drop(self.attn(self.ln1(x), cache=cache, layer=layer))  # (B, T, d): look at earlier tokens
         x = x + self.mlp(self.ln2(x))  # (B, T, d): process each token on its own
         return x
 
@@ -105,12 +109,17 @@ class GPT(nn.Module):
                 nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Logits ``(B, T, vocab_size)``: a score for every possible next token at every position.
 
         ``logits[b, t]`` is the model's prediction of token ``t + 1`` from tokens
         ``0..t``. Turn them into a loss or log-probabilities with ``utils.logprobs``.
+
+        ``cache`` (a ``KVCache``, for generation): ``idx`` holds only the tokens that
+        come after the ``cache.length`` already cached ones; they are stored too.
         """
+        if cache is not None:
+            return self._forward_cached(idx, cache)
         self._check_idx(idx)
         B, T = idx.shape
         pos = torch.arange(T, device=idx.device)  # (T,)
@@ -120,6 +129,35 @@ class GPT(nn.Module):
             x = block(x)  # (B, T, d)
         x = self.ln_f(x)  # (B, T, d)
         return self.head(x)  # (B, T, V)
+
+    def new_cache(self, n_pad, max_len: int) -> KVCache:
+        """An empty ``KVCache`` for this model: ``len(n_pad)`` rows, row ``b`` starting with
+        ``n_pad[b]`` pad slots, room for ``max_len`` slots (pads included)."""
+        return KVCache(self.config.n_layer, max_len, n_pad, device=self.tok_emb.weight.device)
+
+    def _forward_cached(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """``forward`` for the ``T`` new tokens only: positions come from the cache (each
+        row counts from its first real token), attention reads the cached keys and values."""
+        self._check_idx(idx)
+        self._check_cache(idx, cache)
+        T = idx.size(1)
+        pos = cache.positions(T)  # (B, T): per row, left padding not counted
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, d) + (B, T, d)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache=cache, layer=i)  # (B, T, d)
+        cache.advance(T)
+        return self.head(self.ln_f(x))  # (B, T, V)
+
+    def _check_cache(self, idx: torch.Tensor, cache: KVCache) -> None:
+        if len(cache.keys) != self.config.n_layer or cache.batch_size != idx.size(0):
+            raise ValueError(f"this cache has {len(cache.keys)} layers and {cache.batch_size} rows, but the "
+                             f"model has {self.config.n_layer} layers and idx has {idx.size(0)} rows. "
+                             f"Make one with model.new_cache(n_pad, max_len).")
+        last = cache.length + idx.size(1) - 1 - int(cache.n_pad.min())  # the largest position asked for
+        if last >= self.config.block_size:
+            raise ValueError(f"position {last} >= block_size {self.config.block_size}: the context window "
+                             f"is full, and a cache cannot slide it (every position embedding would "
+                             f"change). Recompute from the last {self.config.block_size} tokens instead.")
 
     def _check_idx(self, idx: torch.Tensor) -> None:
         cfg = self.config
