@@ -5,14 +5,17 @@ Run by hand: ``python bench/train_speed.py [--threads 2] [--quick]``. Prints:
 1. **Matmul throughput** (GFLOP/s) of square fp32 and bf16 matmuls through
    ``torch.mm`` / ``F.linear`` (MKL for fp32) and through oneDNN (mkldnn) entry
    points, each checked against a float64 product so that a path which silently
-   computes in bf16/tf32 is labelled and *not* counted as fp32. The best
-   sustained fp32 figure is the "fp32 peak" used for MFU below.
+   computes in bf16/tf32 is labelled and *not* counted as fp32. The peak used
+   for MFU below is ``utils.pretrain.matmul_peak_gflops`` (square ``torch.mm``),
+   the same function notebook 04 calls; the best path of the table is printed
+   next to it.
 2. **Training throughput** of the course GPT (default ``GPTConfig``, PRETRAIN
    recipe shape: batch 32 x 128 tokens), one step = the course's own
    ``utils.train.train_step`` (fused AdamW from ``make_optimizer``, grad clip), for
    a few variants: from-scratch vs fused attention, fp32 vs bf16 autocast (in
    which ``utils.attention`` keeps the attention kernel in fp32), threads,
-   a nanoGPT-shaped baseline and other batch sizes; with model FLOPs and MFU,
+   a nanoGPT-shaped baseline and other batch sizes; with model FLOPs
+   (``utils.pretrain.train_flops_per_token``, the course's one convention) and MFU,
    and the loss / gradient error of each variant vs fp32.
 3. **Where a step's time goes** (batch, forward, backward, clip, optimizer),
    then the update phases timed alone (with torch's for-loop AdamW, the
@@ -44,7 +47,13 @@ import torch.nn.functional as F  # noqa: E402
 
 from utils.model import GPT, GPTConfig  # noqa: E402
 from utils.pretrain import PRETRAIN as PRETRAIN_RECIPE  # noqa: E402
-from utils.pretrain import load_lm_data  # noqa: E402
+from utils.pretrain import (  # noqa: E402
+    load_lm_data,
+    matmul_params,
+    matmul_peak_gflops,
+    median_seconds,
+    train_flops_per_token,
+)
 from utils.repro import bf16_is_fast, n_threads  # noqa: E402
 from utils.text import load_tokenizer  # noqa: E402
 from utils.train import lm_loss, lr_at, make_optimizer, random_batches, train_step  # noqa: E402
@@ -58,18 +67,6 @@ FP32_MAX_REL_ERR = 1e-5  # fp32 products of n<=4096 land near 1e-7..1e-6; tf32 ~
 # ---------------------------------------------------------------------------
 # 1. matmul throughput
 # ---------------------------------------------------------------------------
-def median_seconds(fn, reps: int, warmup: int = 2) -> tuple[float, float]:
-    """(median, best) seconds of ``fn()`` over ``reps`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
-
-
 class fp32_precision:
     """Temporarily set ``torch.backends.mkldnn.matmul.fp32_precision`` (restored on exit)."""
 
@@ -167,26 +164,6 @@ def nominal_fp32_peak(threads: int) -> tuple[float, str]:
 # ---------------------------------------------------------------------------
 # 2. training throughput
 # ---------------------------------------------------------------------------
-def matmul_params(cfg: GPTConfig) -> int:
-    """Weights that take part in a matmul: 12 d^2 per block (qkv 3, proj 1, fc 4, proj 4) + head V d.
-
-    Biases, LayerNorms and the position embedding are left out; the token
-    embedding is counted once, as the (tied) head's matmul (its lookup is free).
-    """
-    return cfg.n_layer * 12 * cfg.d_model ** 2 + cfg.vocab_size * cfg.d_model
-
-
-def flops_per_token(cfg: GPTConfig, T: int) -> int:
-    """Training FLOPs per token, PaLM appendix B convention: 6 N + 12 n_layer T d_model.
-
-    6 N: forward (2 N) + backward (4 N) through the matmul weights; 12 L T d:
-    the attention scores q k^T and the weighted sum of values, forward and
-    backward, counted for the full T x T square (the causal half is not
-    discounted, as in PaLM and nanoGPT's ``estimate_mfu``).
-    """
-    return 6 * matmul_params(cfg) + 12 * cfg.n_layer * T * cfg.d_model
-
-
 @dataclass
 class Variant:
     name: str
@@ -403,25 +380,23 @@ def main(argv=None):
     nominal, how = nominal_fp32_peak(threads)
     print(f"rel err = |y - y_float64| / |y_float64|; 'fp32' needs <= {FP32_MAX_REL_ERR:g}. Paths that "
           f"are NOT fp32 (and settings with no effect, = torch.mm) are not counted for the fp32 peak.")
-    print(f"fp32 peak (best median, square sizes): {peak['gflops']:.1f} GFLOP/s via {peak['path']} "
+    print(f"best fp32 path in the table (square sizes): {peak['gflops']:.1f} GFLOP/s via {peak['path']} "
           f"at {peak['shape']}")
     if peak16:
-        print(f"bf16 peak: {peak16['gflops']:.1f} GFLOP/s via {peak16['path']} at {peak16['shape']} "
+        print(f"best bf16 path: {peak16['gflops']:.1f} GFLOP/s via {peak16['path']} at {peak16['shape']} "
               f"({peak16['gflops'] / peak['gflops']:.1f}x fp32)")
     print(f"nominal fp32 peak for comparison: {nominal:.0f} GFLOP/s = {how}")
     if peak["gflops"] > 1.5 * nominal:
         print("  WARNING: the fp32 peak is far above the nominal bound: check the path really computes in fp32.")
-    peaks = {threads: (peak["gflops"], peak16["gflops"] if peak16 else None)}
-    if threads != 1:  # the 1-thread training rows get their own peak
-        torch.set_num_threads(1)
-        squares = [sz for sz in sizes if sz[0] == sz[1] == sz[2]]
-        one = bench_matmuls(squares, reps, only={peak["path"]} | ({peak16["path"]} if peak16 else set()))
-        torch.set_num_threads(threads)
-        best = {lab: max((r["gflops"] for r in one if r["label"] == lab), default=None) for lab in ("fp32", "bf16")}
-        peaks[1] = (best["fp32"], best["bf16"])
-        print(f"1 thread, same paths: fp32 {best['fp32']:.1f} GFLOP/s"
-              + (f", bf16 {best['bf16']:.1f} GFLOP/s" if best["bf16"] else "")
-              + " (the peak for the 1-thread rows below)")
+    squares = tuple(m for m, k, n in sizes if m == k == n)
+    peaks = {}  # threads -> (fp32, bf16) GFLOP/s: utils.pretrain.matmul_peak_gflops, the peak notebook 04 uses
+    for t in dict.fromkeys((threads, 1)):  # the 1-thread training rows get their own peak
+        torch.set_num_threads(t)
+        peaks[t] = tuple(matmul_peak_gflops(dtype, squares, reps) for dtype in (torch.float32, torch.bfloat16))
+    torch.set_num_threads(threads)
+    print("peak for MFU (utils.pretrain.matmul_peak_gflops: best median of square torch.mm, as notebook 04 "
+          "measures it): " + "; ".join(f"{t} thread(s) fp32 {p32:.1f}, bf16 {p16:.1f} GFLOP/s"
+                                       for t, (p32, p16) in peaks.items()))
 
     # ---- 2. training
     tok = load_tokenizer()
@@ -466,9 +441,9 @@ def report_training(vs: list[Variant], peaks: dict, warmup: int, rounds: int, pe
     print(f"course model: {GPT(cfg).num_parameters():,} parameters; matmul parameters N = "
           f"{cfg.n_layer} x 12 x {cfg.d_model}^2 + {cfg.vocab_size} x {cfg.d_model} (tied head) = {n_mm:,} "
           f"(biases, norms, position embedding left out)")
-    print(f"model FLOPs per token = 6 N + 12 n_layer T d_model (PaLM app. B; nanoGPT estimate_mfu) = "
+    print(f"model FLOPs per token (utils.pretrain.train_flops_per_token) = 6 N + 12 n_layer T d_model = "
           f"{6 * n_mm:,} + {12 * cfg.n_layer * cfg.block_size * cfg.d_model:,} = "
-          f"{flops_per_token(cfg, cfg.block_size) / 1e6:.2f} MFLOP at T={cfg.block_size}; "
+          f"{train_flops_per_token(cfg) / 1e6:.2f} MFLOP at T={cfg.block_size}; "
           f"tokens = all B x T positions (padding included)")
     print("MFU = model GFLOP/s / measured fp32 peak at the row's thread count ("
           + ", ".join(f"{t} thr: {p32:.0f}" for t, (p32, _) in sorted(peaks.items())) + " GFLOP/s)"
@@ -484,7 +459,7 @@ def report_training(vs: list[Variant], peaks: dict, warmup: int, rounds: int, pe
             print("-- other batch shapes (changes the recipe, not the model):")
         med, best = statistics.median(v.times), min(v.times)
         v.tps = v.tokens_per_step / med
-        gf = v.tps * flops_per_token(v.cfg, v.cfg.block_size) / 1e9
+        gf = v.tps * train_flops_per_token(v.cfg) / 1e9
         p32, p16 = peaks[v.threads]
         mfu16 = f"{gf / p16:>8.1%}" if (v.bf16 and p16) else f"{'-':>8}"
         print(f"{v.name:<47} | {v.threads:>3} | {v.batch:>3} x {v.cfg.block_size:<3} | {med * 1e3:>8.1f} | "

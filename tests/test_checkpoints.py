@@ -17,7 +17,7 @@ from utils.checkpoints import (
     save_model,
 )
 from utils.model import GPTConfig, parameter_checksum
-from utils.pretrain import load_lm_data
+from utils.pretrain import SCALING_SIZES, load_lm_data, matmul_params, scaling_runs, train_flops_per_token
 from utils.train import eval_loss
 
 
@@ -105,10 +105,13 @@ def test_pretrained_checkpoint_is_within_5_percent_of_the_floor(tok, two_threads
     assert data.floor < val < 1.05 * data.floor
 
 
-def test_scaling_sweep_loss_falls_with_compute_for_every_size():
+def test_scaling_sweep_is_current_and_loss_falls_with_compute_for_every_size():
     points = load_scaling()
-    assert {p["size"] for p in points} == {"tiny", "small", "course"}
-    for size in ("tiny", "small", "course"):
+    assert [(p["size"], p["steps"]) for p in points] == scaling_runs(), "rebuild: python -m utils.build scaling"
+    for p in points:  # today's FLOPs convention
+        cfg = GPTConfig(**SCALING_SIZES[p["size"]])
+        assert p["params"] == matmul_params(cfg) and p["flops"] == train_flops_per_token(cfg) * p["tokens"]
+    for size in SCALING_SIZES:
         mine = sorted((p for p in points if p["size"] == size), key=lambda p: p["flops"])
         losses = [p["val_loss"] for p in mine]
         assert losses == sorted(losses, reverse=True), f"{size}: loss should fall as compute grows"

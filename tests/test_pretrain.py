@@ -1,10 +1,28 @@
-"""utils.pretrain: packing stories, the floor per token, the recipe, and a scaling point."""
+"""utils.pretrain: packing stories, the floor per token, the recipe, the FLOPs convention and MFU, and the
+scaling sweep (its grid, one point, interpolation at equal compute)."""
+import math
+
 import pytest
 import torch
 
 from utils.logprobs import IGNORE
-from utils.model import GPTConfig
-from utils.pretrain import PRETRAIN, SCALING_SIZES, load_lm_data, pack_stories, scaling_point, split_rows
+from utils.model import GPT, GPTConfig
+from utils.pretrain import (
+    PRETRAIN,
+    SCALING_BUDGETS,
+    SCALING_SIZES,
+    compute_optimal,
+    load_lm_data,
+    matmul_params,
+    matmul_peak_gflops,
+    mfu,
+    pack_stories,
+    reducible_loss_at,
+    scaling_point,
+    scaling_runs,
+    split_rows,
+    train_flops_per_token,
+)
 from utils.world import floor_per_token, load_corpus
 
 EOT, PAD = 98, 99
@@ -53,10 +71,69 @@ def test_the_recipe_is_the_shipped_one():
     assert PRETRAIN.train.bf16 is None  # decided by the CPU when training starts
 
 
+@pytest.mark.parametrize("dims", [{}, *SCALING_SIZES.values(), dict(n_layer=1, n_head=2, d_model=8, bias=False)])
+def test_flops_count_the_matrices_a_token_is_multiplied_with(dims):
+    cfg = GPTConfig(**dims)
+    model = GPT(cfg)  # counted from the model: every 2-D weight but the position table (the head is tied)
+    n = sum(p.numel() for name, p in model.named_parameters() if p.dim() == 2 and name != "pos_emb.weight")
+    assert matmul_params(cfg) == n
+    assert train_flops_per_token(cfg) == 6 * n + 12 * cfg.n_layer * cfg.block_size * cfg.d_model
+
+
+def test_mfu_is_achieved_over_peak_flops():
+    cfg = GPTConfig()
+    assert mfu(1000.0, cfg, peak_gflops=train_flops_per_token(cfg) * 1000 / 1e9) == pytest.approx(1.0)
+    assert mfu(500.0, cfg, peak_gflops=train_flops_per_token(cfg) * 1000 / 1e9) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="peak_gflops"):
+        mfu(1000.0, cfg, peak_gflops=0)
+    assert matmul_peak_gflops(sizes=(64,), reps=1) > 0
+
+
+def test_the_sweep_compares_sizes_at_equal_compute():
+    runs = scaling_runs()
+    tokens_per_step = PRETRAIN.batch_size * GPTConfig().block_size
+    spent = {}
+    for size, steps in runs:
+        per_step = train_flops_per_token(GPTConfig(**SCALING_SIZES[size])) * tokens_per_step
+        budget = min(SCALING_BUDGETS, key=lambda b: abs(math.log(b / (steps * per_step))))
+        assert abs(steps * per_step - budget) <= per_step / 2, f"{size} x {steps} steps does not spend a budget"
+        assert steps >= 90, f"{size}: {steps} steps is too few for a warm-up and a decay"
+        spent.setdefault(budget, []).append(size)
+    assert sorted(spent) == sorted(SCALING_BUDGETS) and all(len(s) >= 2 for s in spent.values())
+    sizes = [matmul_params(GPTConfig(**d)) for d in SCALING_SIZES.values()]
+    assert sizes == sorted(sizes), "SCALING_SIZES goes from small to large"
+
+
+def _points(size, flops_losses):
+    return [{"size": size, "flops": f, "val_loss": loss} for f, loss in flops_losses]
+
+
+def test_reducible_loss_is_interpolated_in_log_log_and_never_extrapolated():
+    points = _points("a", [(1e10, 1.5), (4e10, 0.75)])  # reducible 1.0 -> 0.25: slope -1 in log-log
+    assert reducible_loss_at(points, "a", 1e10, floor=0.5) == pytest.approx(1.0)
+    assert reducible_loss_at(points, "a", 2e10, floor=0.5) == pytest.approx(0.5)
+    assert reducible_loss_at(points, "a", 4e10 * 1.005, floor=0.5) == pytest.approx(0.25)  # rounding of steps
+    with pytest.raises(ValueError, match="outside its points"):
+        reducible_loss_at(points, "a", 1e11, floor=0.5)
+    with pytest.raises(ValueError, match="no sweep points"):
+        reducible_loss_at(points, "b", 1e10, floor=0.5)
+
+
+def test_compute_optimal_picks_the_lowest_loss_at_each_budget():
+    points = _points("small", [(1e10, 1.0), (4e10, 0.8)]) + _points("big", [(2e10, 1.5), (4e10, 0.6)])
+    rows = compute_optimal(points, floor=0.5, budgets=(1e10, 2e10, 4e10))
+    assert [r["best"] for r in rows] == ["small", "small", "big"]
+    assert set(rows[0]["losses"]) == {"small"}  # "big" was not trained that small
+
+
 @pytest.mark.slow
 def test_a_scaling_point_is_deterministic_and_learns(tok, small_corpus):
     data = load_lm_data(tok, GPTConfig().block_size, corpus=small_corpus)
     a, b = scaling_point("tiny", 30, data), scaling_point("tiny", 30, data)
     assert a == b
-    assert a["params"] < sum(SCALING_SIZES["tiny"].values()) * 10_000 and a["flops"] == 6 * a["params"] * a["tokens"]
+    cfg = GPTConfig(**SCALING_SIZES["tiny"])
+    assert a["tokens"] == 30 * PRETRAIN.batch_size * cfg.block_size
+    assert a["params"] == matmul_params(cfg) and a["flops"] == train_flops_per_token(cfg) * a["tokens"]
     assert a["val_loss"] < 5.5  # measured 4.85 after 30 steps; an untrained model scores ln 512 = 6.24
+    with pytest.raises(ValueError, match="unknown size"):
+        scaling_point("huge", 30, data)

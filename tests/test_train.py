@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from utils.logprobs import mean_nll
 from utils.model import GPT, GPTConfig
 from utils.repro import seed_everything
 from utils.train import (
@@ -82,3 +83,30 @@ def test_random_batches_are_seeded():
     a, b = random_batches(x, x, 4, seed=1), random_batches(x, x, 4, seed=1)
     assert all(torch.equal(a(s)[0], b(s)[0]) for s in range(3))
     assert not torch.equal(random_batches(x, x, 4, seed=2)(0)[0], random_batches(x, x, 4, seed=1)(0)[0])
+
+
+def test_train_step_is_forward_loss_backward_clip_adamw(easy_data):
+    """Notebook 04 writes the step out by hand; it must be exactly train_step, bit for bit."""
+    x, y = easy_data
+    cfg = TrainConfig()
+
+    def run(by_hand: bool, lr_scale: float = 1.0):
+        seed_everything(0)
+        model = GPT(CFG)
+        opt = make_optimizer(model, cfg)
+        for step in range(3):
+            lr = lr_scale * lr_at(step, cfg)
+            if by_hand:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                loss = mean_nll(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+            else:
+                train_step(model, opt, lm_loss, x, y, lr, cfg.grad_clip, bf16=False)
+        return list(model.parameters())
+    same = lambda a, b: all(torch.equal(p, q) for p, q in zip(a, b))  # noqa: E731
+    assert same(run(True), run(False))
+    assert not same(run(True), run(False, lr_scale=1.01))  # the comparison notices a 1% change

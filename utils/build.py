@@ -23,7 +23,7 @@ from utils.checkpoints import PRETRAINED, SFT_MODEL, load_course_model, save_mod
 from utils.evaluate import behaviour, chat_eval
 from utils.model import GPTConfig
 from utils.paths import CHECKPOINT_DIR, DATA_DIR
-from utils.pretrain import PRETRAIN, SCALING_SIZES, SCALING_STEPS, load_lm_data, pretrain, scaling_point
+from utils.pretrain import PRETRAIN, load_lm_data, pretrain, scaling_point, scaling_runs
 from utils.sft import SFT, demonstrations, finetune
 from utils.text import load_tokenizer, tokenizer_path, train_course_tokenizer
 from utils.train import eval_loss
@@ -89,12 +89,12 @@ def build_pretrained() -> None:
 
 
 def build_scaling() -> None:
+    """Train every (size, steps) point of ``pretrain.scaling_runs()``: notebook 04's sweep."""
     data = load_lm_data(load_tokenizer(), GPTConfig().block_size)
     points = []
-    for size in SCALING_SIZES:
-        for steps in SCALING_STEPS:
-            points.append(scaling_point(size, steps, data))
-            print(points[-1])
+    for size, steps in scaling_runs():
+        points.append(scaling_point(size, steps, data))
+        print(points[-1])
     (CHECKPOINT_DIR / "scaling.json").write_text(json.dumps(points, indent=1) + "\n")
 
 
