@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m ruff check utils tests bench notebooks
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 	$(BIN)/python -m pytest tests -q
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks -q --durations=15
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 notebooks -q --durations=15
 
 data: $(STAMP)
 	$(BIN)/python -m utils.build data tokenizer
