@@ -1,7 +1,20 @@
 """The gold rater orders answers the way a careful person would."""
 import pytest
 
-from utils.chats import Chat, arithmetic_chat, context_chat, fact_chat, mean_chat, unknown_chat
+from utils.chats import (
+    PET_NAMES,
+    Chat,
+    arithmetic_chat,
+    callback_chat,
+    context_chat,
+    correction_chat,
+    fact_chat,
+    followup_chat,
+    mean_chat,
+    memory_chat,
+    sum_chat,
+    unknown_chat,
+)
 from utils.gold import UNFINISHED_CAP, WEIGHTS, gold_score, repetition
 from utils.world import World
 
@@ -71,3 +84,20 @@ def test_a_row_that_is_not_a_chat_gives_a_clear_error():
     with pytest.raises(TypeError, match="Chat row"):
         gold_score({"kind": "fact", "prompt": "hi"}, "hi")
     assert isinstance(Q, Chat)
+
+
+def test_multi_turn_rows_are_scored_on_the_last_answer_like_their_kind():
+    import random
+    leo = WORLD.by_name["Leo"]
+    follow = followup_chat(MIA, "pet", "town", random.Random(0))  # "... What about her town?"
+    assert score(follow.reference, follow) == pytest.approx(1.0)
+    assert score(f"Mia's pet is a {PET}.", follow) < 0.5  # answers the first question again
+    fix = correction_chat(MIA, leo, "pet", random.Random(0))  # "... No, I meant Leo."
+    assert score(fix.reference, fix) == pytest.approx(1.0)
+    assert score(f"Mia's pet is a {PET}.", fix) < 0.5  # still about Mia: the wrong character
+    a, b = PET_NAMES[:2]
+    call = callback_chat("cat", a, [sum_chat(3, "plus", 4)])
+    mem = memory_chat([("cat", a), ("dog", b)], asked=1)
+    assert score(call.reference, call) == score(mem.reference, mem) == pytest.approx(1.0)
+    assert score(f"Your dog is called {a}.", mem) < 0.5  # the other pet's name
+    assert score(f"Your cat is called {b}.", call) < score("I don't know.", call)

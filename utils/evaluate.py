@@ -26,14 +26,18 @@ DEFAULT_NEW_TOKENS = 32
 
 
 @torch.no_grad()
-def greedy_replies(model, tokenizer, prompts: list, max_new_tokens: list[int]) -> list[tuple[str, bool]]:
+def greedy_replies(model, tokenizer, prompts: list, max_new_tokens: list[int],
+                   memories: list[str | None] | None = None) -> list[tuple[str, bool]]:
     """Greedy ``(text, finished)`` for each prompt, all prompts of one length limit in one batch.
+
+    ``memories``: the ``<|memory|>`` text put before each prompt (None: no memory block).
 
     ``utils.sampling.sample`` left-pads the prompts and masks the pads out of
     attention, so each answer is the one ``generate_reply`` gives alone (up to
     float rounding, which can only matter where two tokens tie).
     """
-    ids = [prompt_ids(tokenizer, p) for p in prompts]
+    memories = [None] * len(prompts) if memories is None else memories
+    ids = [prompt_ids(tokenizer, p, m) for p, m in zip(prompts, memories)]
     groups = defaultdict(list)  # length limit -> prompt indices
     for i, n in enumerate(max_new_tokens):
         groups[n].append(i)
@@ -46,14 +50,15 @@ def greedy_replies(model, tokenizer, prompts: list, max_new_tokens: list[int]) -
 
 
 def chat_eval(model, tokenizer, chats: list[Chat]) -> dict:
-    """Greedy answers to ``chats``: mean gold score, format-following rate, per kind.
+    """Greedy answers to ``chats`` (each with its memory block, if any): mean gold score,
+    format-following rate, per kind.
 
     An answer *follows the format* when it ends with ``<|end|>`` within the
     length limit and is not empty: the model knows its turn is over.
     ``scores`` holds each answer's ``GoldScore`` (its parts: correct, honest, ...).
     """
     budgets = [MAX_NEW_TOKENS.get(c.kind, DEFAULT_NEW_TOKENS) for c in chats]
-    answers = greedy_replies(model, tokenizer, [c.prompt for c in chats], budgets)
+    answers = greedy_replies(model, tokenizer, [c.prompt for c in chats], budgets, [c.memory for c in chats])
     scores = [gold_score(c, text, done) for c, (text, done) in zip(chats, answers)]
     follows = [done and bool(text.strip()) for text, done in answers]
     kinds = sorted({c.kind for c in chats})
