@@ -27,3 +27,21 @@ def test_notebook_has_title_goals_budget_and_setup_first(path):
     code = [c for c in cells if c["cell_type"] == "code"]
     assert SETUP_LINE.match("".join(code[0]["source"]).strip()), "first code cell must be the setup line"
     assert all(not c.get("outputs") for c in code), "store notebooks stripped (nbstripout)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_reference_solutions_sit_in_collapsed_solution_cells(path):
+    """An exercise is the learner's cell, then a collapsed cell tagged `solution` (student copies drop
+    those): a learner never reads a solution by accident, and the test suite still runs it."""
+    cells = json.loads(path.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        if "solution" in cell.get("metadata", {}).get("tags", []):
+            assert cell["metadata"].get("jupyter", {}).get("source_hidden"), f"cell {i}: collapse it"
+            if cell["cell_type"] == "code":
+                assert source.startswith("# Reference solution"), f"cell {i}: say what the hidden cell is"
+                assert "check_exercise(" in source, f"cell {i}: the solution must run the exercise's check"
+            else:
+                assert source.startswith("<details>"), f"cell {i}: a written answer goes in <details>"
+        elif cell["cell_type"] == "code":
+            assert "reference solution" not in source.lower(), f"cell {i}: a solution outside a solution cell"
