@@ -24,6 +24,8 @@ def test_notebook_has_title_goals_budget_and_setup_first(path):
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert "Learning goals" in markdown
     assert re.search(r"\*\*Time budget:\*\* about \d+ minutes?", markdown)
+    # the measured Run All time, in the form bench/notebook_budget.py reads and compares
+    assert re.search(r"\(run all: ~\d+(?:\.\d+)? (s|min)\b", markdown), "state '(run all: ~N s)' or '~N min'"
     code = [c for c in cells if c["cell_type"] == "code"]
     assert SETUP_LINE.match("".join(code[0]["source"]).strip()), "first code cell must be the setup line"
     assert all(not c.get("outputs") for c in code), "store notebooks stripped (nbstripout)"
