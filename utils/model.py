@@ -120,6 +120,13 @@ class GPT(nn.Module):
         """
         if cache is not None:
             return self._forward_cached(idx, cache)
+        return self.head(self.features(idx))  # (B, T, d) -> (B, T, V)
+
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final residual stream after ``ln_f``, ``(B, T, d_model)``: what the head reads.
+
+        A reward model (``utils.reward``) puts a different head on the same features.
+        """
         self._check_idx(idx)
         B, T = idx.shape
         pos = torch.arange(T, device=idx.device)  # (T,)
@@ -127,8 +134,7 @@ class GPT(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)  # (B, T, d)
-        x = self.ln_f(x)  # (B, T, d)
-        return self.head(x)  # (B, T, V)
+        return self.ln_f(x)  # (B, T, d)
 
     def new_cache(self, n_pad, max_len: int) -> KVCache:
         """An empty ``KVCache`` for this model: ``len(n_pad)`` rows, row ``b`` starting with
