@@ -15,7 +15,7 @@ from utils.paths import ROOT
 #: tools around the course (the quiz, the set-up check, the JupyterLab launcher).
 FLOW = ["paths", "plots", "repro", "checks", "world", "chats", "gold", "text", "attention", "model",
         "logprobs", "sampling", "train", "pretrain", "probe", "induction", "chat", "sft", "evaluate",
-        "checkpoints", "build", "quiz", "envcheck", "lab"]
+        "reward", "rlhf", "checkpoints", "build", "quiz", "envcheck", "lab"]
 MODULES = sorted(p.stem for p in (ROOT / "utils").glob("*.py") if p.stem != "__init__")
 
 

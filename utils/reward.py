@@ -1,0 +1,283 @@
+"""A reward model from human rankings: step 2 of InstructGPT (Ouyang et al. 2022, arXiv 2203.02155).
+
+People ("labelers") see K answers to one prompt and rank them. A reward model
+``r(prompt, answer) -> scalar`` is trained so that preferred answers score higher,
+with the loss of InstructGPT's eq. 1: for every one of the C(K,2) pairs of a
+prompt, ``-log sigmoid(r(winner) - r(loser))``, averaged over the prompt's pairs
+(all pairs of a prompt form one batch element, so a prompt with many answers does
+not dominate and its answers are scored once).
+
+The course's labelers are simulated, so their noise is known exactly:
+
+* each answer has a gold score ``g`` (``utils.gold``); a labeler ranks the K answers
+  by ``g / RATER_NOISE + Gumbel noise`` -- a Plackett-Luce ranking, whose every
+  pair is a Bradley-Terry comparison: ``P(a above b) = sigmoid((g_a - g_b) / RATER_NOISE)``;
+* so the best any model can do on a labeler's pair is to pick the higher gold
+  score, and be right with probability ``sigmoid(|g_a - g_b| / RATER_NOISE)``:
+  ``noise_ceiling`` averages that over pairs -- the Bayes ceiling for accuracy;
+* a *length-biased* labeler adds ``LENGTH_BIAS`` per word of the answer to its
+  utility: it prefers longer answers at equal quality (Singhal et al. 2023,
+  arXiv 2310.03716, found length drives much of real RLHF reward).
+
+The model is the chat model's body with a scalar head (``RewardModel``): the
+score is read at the answer's last token (its ``<|end|>`` when it finished).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from utils.chat import prompt_ids
+from utils.chats import Chat
+from utils.gold import gold_score, words
+from utils.model import GPT, GPTConfig
+
+__all__ = ["RATER_NOISE", "LENGTH_BIAS", "Answer", "RankedPrompt", "RewardModel", "answer_ids", "rank",
+           "ranked_prompts", "pair_labels", "pair_loss", "noise_ceiling", "expected_accuracy",
+           "candidate_answers", "reward_batches", "reward_loss_fn", "answer_batch", "utility"]
+
+RATER_NOISE = 0.05  # tau, on the gold scale 0..1: a gold gap of 0.1 is ranked right 88% of the time
+LENGTH_BIAS = 0.01  # a length-biased labeler's extra utility per word of the answer
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer shown to the labelers: its text, whether it ended its turn, where it came from."""
+    text: str
+    finished: bool
+    source: str  # "sft" (sampled from the chat model) or the name of a deliberate flaw
+
+
+@dataclass(frozen=True)
+class RankedPrompt:
+    """A prompt, its K answers, their gold scores, and one labeler's ranking (``order[0]`` is the best)."""
+    chat: Chat
+    answers: tuple[Answer, ...]
+    gold: tuple[float, ...]
+    order: tuple[int, ...]
+    biased: bool = False  # ranked by a length-biased labeler
+
+
+# ---------------------------------------------------------------------------
+# the labelers
+# ---------------------------------------------------------------------------
+def rank(utilities: list[float], rng: random.Random, noise: float = RATER_NOISE) -> tuple[int, ...]:
+    """A noisy labeler's ranking, best first: sort by ``u / noise + Gumbel`` (Plackett-Luce).
+
+    Every pair of the ranking is then a Bradley-Terry comparison with
+    ``P(i above j) = sigmoid((u_i - u_j) / noise)``.
+    """
+    if noise <= 0:
+        raise ValueError(f"the labelers' noise must be > 0, got {noise}.")
+    keys = [u / noise - math.log(-math.log(rng.random() or 1e-300)) for u in utilities]
+    return tuple(sorted(range(len(utilities)), key=lambda i: -keys[i]))
+
+
+def utility(answer: Answer, gold: float, biased: bool) -> float:
+    """What a labeler values: the gold score, plus ``LENGTH_BIAS`` per word if length-biased."""
+    return gold + (LENGTH_BIAS * len(words(answer.text)) if biased else 0.0)
+
+
+def ranked_prompts(chats: list[Chat], answers: list[list[Answer]], seed: int,
+                   biased_share: float = 0.0) -> list[RankedPrompt]:
+    """Score every answer with the gold rater and let one labeler per prompt rank them.
+
+    ``biased_share``: the share of prompts ranked by a length-biased labeler.
+    """
+    if len(chats) != len(answers):
+        raise ValueError(f"one list of answers per chat: {len(chats)} chats, {len(answers)} lists.")
+    rng = random.Random(seed)
+    out = []
+    for chat, shown in zip(chats, answers):
+        if len(shown) < 2:
+            raise ValueError(f"a ranking needs at least 2 answers, got {len(shown)} for {chat.question!r}.")
+        gold = tuple(gold_score(chat, a.text, a.finished).total for a in shown)
+        biased = rng.random() < biased_share
+        order = rank([utility(a, g, biased) for a, g in zip(shown, gold)], rng)
+        out.append(RankedPrompt(chat, tuple(shown), gold, order, biased))
+    return out
+
+
+def pair_labels(order: tuple[int, ...]) -> torch.Tensor:
+    """``wins[i, j] = 1`` where the labeler put answer i above answer j: (K, K), C(K,2) ones."""
+    k = len(order)
+    position = torch.empty(k, dtype=torch.long)
+    position[list(order)] = torch.arange(k)  # position[i]: where answer i sits in the ranking
+    return (position[:, None] < position[None, :]).float()  # (K, K)
+
+
+def noise_ceiling(prompts: list[RankedPrompt], noise: float = RATER_NOISE) -> float:
+    """The best expected pairwise accuracy any model can reach against these labelers:
+    mean over all pairs of ``sigmoid(|g_i - g_j| / noise)`` (pairs of equal gold: 0.5)."""
+    return _mean_over_pairs(prompts, lambda gi, gj: _sigmoid(abs(gi - gj) / noise))
+
+
+def expected_accuracy(prompts: list[RankedPrompt], scores: list[list[float]], noise: float = RATER_NOISE) -> float:
+    """A model's expected pairwise accuracy against fresh labelers (exact: no label noise in it).
+
+    Per pair, ``sigmoid((g_i - g_j) / noise)`` if the model scores i above j, ``sigmoid((g_j - g_i) / noise)``
+    if below, 1/2 if tied; ``scores[p][i]``: the model's reward of answer i of prompt p."""
+    if len(prompts) != len(scores):
+        raise ValueError(f"one list of scores per prompt: {len(prompts)} prompts, {len(scores)} lists.")
+
+    def agree(p, s, i, j):
+        gap = (p.gold[i] - p.gold[j]) / noise
+        return 0.5 if s[i] == s[j] else _sigmoid(gap if s[i] > s[j] else -gap)
+    return _mean(agree(p, s, i, j) for p, s in zip(prompts, scores)
+                 for i in range(len(p.gold)) for j in range(i + 1, len(p.gold)))
+
+
+def _mean_over_pairs(prompts, f) -> float:
+    return _mean(f(p.gold[i], p.gold[j]) for p in prompts for i in range(len(p.gold))
+                 for j in range(i + 1, len(p.gold)))
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    if not xs:
+        raise ValueError("no pairs to average over.")
+    return sum(xs) / len(xs)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# ---------------------------------------------------------------------------
+# the reward model
+# ---------------------------------------------------------------------------
+class RewardModel(GPT):
+    """The chat model's body with a scalar head: ``model(idx, last) -> rewards (B,)``.
+
+    Built from an SFT model with ``RewardModel.from_chat_model`` (InstructGPT starts
+    its reward model from the SFT model too). The language-model head stays (tied to
+    the token embedding, so it costs no weights) but is not used.
+    """
+
+    def __init__(self, cfg: GPTConfig | None = None):
+        super().__init__(cfg)
+        self.value_head = nn.Linear(self.config.d_model, 1)
+        nn.init.zeros_(self.value_head.weight)  # every answer starts at reward 0
+        nn.init.zeros_(self.value_head.bias)
+
+    @classmethod
+    def from_chat_model(cls, chat_model: GPT) -> RewardModel:
+        model = cls(chat_model.config)
+        missing, unexpected = model.load_state_dict(chat_model.state_dict(), strict=False)
+        assert not unexpected and set(missing) == {"value_head.weight", "value_head.bias"}, (missing, unexpected)
+        return model
+
+    def forward(self, idx: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Rewards (B,) of right-padded sequences ``idx`` (B, T), read at position ``last`` (B,)."""
+        h = self.features(idx)  # (B, T, d)
+        at_last = h[torch.arange(idx.size(0)), last]  # (B, d)
+        return self.value_head(at_last).squeeze(-1).float()  # (B,)
+
+    @torch.no_grad()
+    def score(self, tokenizer, chats: list[Chat], answers: list[Answer], batch_size: int = 256) -> torch.Tensor:
+        """Rewards (N,) of ``answers[i]`` to ``chats[i]``."""
+        if len(chats) != len(answers):
+            raise ValueError(f"one answer per chat: {len(chats)} chats, {len(answers)} answers.")
+        self.eval()
+        out = []
+        for lo in range(0, len(chats), batch_size):
+            idx, last = answer_batch(tokenizer, chats[lo:lo + batch_size], answers[lo:lo + batch_size],
+                                     self.config.block_size)
+            out.append(self(idx, last))
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+def answer_ids(tokenizer, chat: Chat, answer: Answer) -> list[int]:
+    """The tokens the reward model reads: the chat (with its memory block), the answer, and
+    ``<|end|>`` if the answer ended its turn -- so an unfinished answer looks unfinished."""
+    ids = prompt_ids(tokenizer, chat.prompt, chat.memory)
+    return ids + tokenizer.encode(answer.text, allow_special=False) + ([tokenizer.end_id] if answer.finished else [])
+
+
+def answer_batch(tokenizer, chats: list[Chat], answers: list[Answer], block_size: int):
+    """Right-padded ids (N, T) and the last position (N,) of each chat + answer."""
+    seqs = [answer_ids(tokenizer, c, a) for c, a in zip(chats, answers)]
+    too_long = [len(s) for s in seqs if len(s) > block_size]
+    if too_long:
+        raise ValueError(f"{len(too_long)} chat + answer sequence(s) are longer than the {block_size}-token "
+                         f"window (longest {max(too_long)}): shorten the answers.")
+    width = max(len(s) for s in seqs)
+    idx = torch.full((len(seqs), width), tokenizer.pad_id, dtype=torch.long)  # (N, T)
+    for row, s in enumerate(seqs):
+        idx[row, :len(s)] = torch.tensor(s)
+    last = torch.tensor([len(s) - 1 for s in seqs])  # (N,)
+    return idx, last
+
+
+def pair_loss(rewards: torch.Tensor, wins: torch.Tensor) -> torch.Tensor:
+    """InstructGPT's reward-model loss (Ouyang et al. 2022, eq. 1).
+
+    ``rewards`` (P, K): the model's reward of each answer of P prompts;
+    ``wins`` (P, K, K): ``wins[p, i, j] = 1`` where the labeler put i above j.
+    Returns ``-1/C(K,2) * sum over pairs log sigmoid(r_i - r_j)``, averaged over prompts.
+    """
+    if rewards.dim() != 2 or wins.shape != (*rewards.shape, rewards.size(1)):
+        raise ValueError(f"rewards must be (P, K) and wins (P, K, K); got {tuple(rewards.shape)} and "
+                         f"{tuple(wins.shape)}.")
+    margin = rewards[:, :, None] - rewards[:, None, :]  # (P, K, K): r_i - r_j
+    per_pair = -F.logsigmoid(margin) * wins  # (P, K, K): only the labeled (winner, loser) pairs
+    return (per_pair.sum(dim=(1, 2)) / wins.sum(dim=(1, 2))).mean()
+
+
+# ---------------------------------------------------------------------------
+# answers to rank, and training
+# ---------------------------------------------------------------------------
+def candidate_answers(chat_model, tokenizer, chats: list[Chat], k: int, seed: int,
+                      flawed_share: float = 0.25, max_new_tokens: int = 32) -> list[list[Answer]]:
+    """K answers per chat for the labelers: sampled from the chat model at temperature 1, and a
+    share replaced by a trainer's deliberate flaw (``utils.sft.flawed_reply``: padding, a bare
+    value, a guess, a slip), so that pairs differ in quality. Stories get 96 new tokens."""
+    from utils.chat import sample_replies
+    from utils.sft import flawed_reply
+    rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
+    out = [None] * len(chats)
+    plain = [i for i, c in enumerate(chats) if c.memory is None]
+    groups = [(96, None, [i for i in plain if chats[i].kind == "story"]),
+              (max_new_tokens, None, [i for i in plain if chats[i].kind != "story"])]
+    groups += [(max_new_tokens, c.memory, [i]) for i, c in enumerate(chats) if c.memory is not None]
+    for n_new, memory, group in groups:  # one batch per group: sample_replies takes one memory block
+        replies = sample_replies(chat_model, tokenizer, [chats[i].prompt for i in group], n=k,
+                                 max_new_tokens=n_new, generator=gen, memory=memory) if group else []
+        for g, i in enumerate(group):
+            out[i] = [Answer(r.text, r.finished, "sft") for r in replies[g * k:(g + 1) * k]]
+    for answers, chat in zip(out, chats):
+        for j in range(k):
+            if rng.random() < flawed_share:
+                text, flaw = flawed_reply(chat, rng)
+                answers[j] = Answer(text, True, flaw)
+    return out
+
+
+def reward_batches(tokenizer, prompts: list[RankedPrompt], per_step: int, seed: int, block_size: int):
+    """``batches(step) -> (idx (P*K, T), wins (P, K, K))`` for ``utils.train.train``: ``per_step``
+    prompts drawn at random each step, each with all its answers."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches(step):
+        pick = torch.randint(len(prompts), (per_step,), generator=gen).tolist()
+        chats = [prompts[i].chat for i in pick for _ in prompts[i].answers]
+        answers = [a for i in pick for a in prompts[i].answers]
+        idx, _ = answer_batch(tokenizer, chats, answers, block_size)
+        wins = torch.stack([pair_labels(prompts[i].order) for i in pick])  # (P, K, K)
+        return idx, wins
+    return batches
+
+
+def reward_loss_fn(pad_id: int):
+    """``loss_fn(model, idx, wins)`` for ``utils.train.train``: rewards at each row's last token
+    (right padding: the last non-pad), then ``pair_loss``."""
+    def loss_fn(model, idx, wins):
+        last = (idx != pad_id).sum(dim=1) - 1  # (P*K,)
+        rewards = model(idx, last).view(wins.size(0), wins.size(1))  # (P, K)
+        return pair_loss(rewards, wins)
+    return loss_fn
