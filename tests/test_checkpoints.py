@@ -16,8 +16,9 @@ from utils.checkpoints import (
     read_checkpoint_metadata,
     save_model,
 )
-from utils.model import GPTConfig, parameter_checksum
+from utils.model import GPT, GPTConfig, parameter_checksum
 from utils.pretrain import SCALING_SIZES, load_lm_data, matmul_params, scaling_runs, train_flops_per_token
+from utils.reward import RewardModel
 from utils.train import eval_loss
 
 
@@ -34,6 +35,20 @@ def test_save_load_round_trip(tmp_path):
     assert meta["config"] == TINY_CONFIG and meta["extra"] == {"steps": 3}
     assert meta["tokenizer_fingerprint"] == "abc123"
     assert path.read_bytes()[8:9] == b"{"  # safetensors: 8-byte length, then a JSON header (no pickle)
+
+
+def test_a_reward_model_round_trips_and_is_never_loaded_as_another_class(tmp_path):
+    rm = RewardModel.from_chat_model(make_gpt(seed=2))
+    torch.nn.init.normal_(rm.value_head.weight)
+    path = save_model(rm, tmp_path / "rm.safetensors")
+    loaded = load_model(path, expected_class=RewardModel)
+    idx, last = random_tokens(2, 16), torch.tensor([15, 7])
+    assert isinstance(loaded, RewardModel) and torch.equal(rm(idx, last), loaded(idx, last))
+    assert read_checkpoint_metadata(path)["architecture"] == "RewardModel"
+    with pytest.raises(CheckpointMismatchError, match="holds a RewardModel, not a GPT"):
+        load_model(path, expected_class=GPT)
+    with pytest.raises(CheckpointMismatchError, match="holds a GPT, not a RewardModel"):
+        load_model(save_model(make_gpt(seed=2), tmp_path / "lm.safetensors"), expected_class=RewardModel)
 
 
 def test_save_load_untied(tmp_path):
@@ -87,7 +102,7 @@ def test_sft_checkpoint_records_before_and_after():
 
 
 def test_unknown_or_missing_artifact_names_the_fix(monkeypatch, tmp_path):
-    with pytest.raises(ValueError, match=r"no shipped model called 'sfft'.*\['pretrained', 'sft'\]"):
+    with pytest.raises(ValueError, match=r"no shipped model called 'sfft'.*'pretrained'.*'reward'.*'sft'"):
         load_course_model("sfft")
     with pytest.raises(MissingCheckpointError, match="make checkpoints"):
         load_course_model(Artifact("not_built_yet"))
@@ -115,3 +130,34 @@ def test_scaling_sweep_is_current_and_loss_falls_with_compute_for_every_size():
         mine = sorted((p for p in points if p["size"] == size), key=lambda p: p["flops"])
         losses = [p["val_loss"] for p in mine]
         assert losses == sorted(losses, reverse=True), f"{size}: loss should fall as compute grows"
+
+
+def test_reward_checkpoints_record_their_held_out_accuracy_below_the_ceiling():
+    from utils.checkpoints import BIASED_REWARD_MODEL, REWARD_MODEL
+    for artifact in (REWARD_MODEL, BIASED_REWARD_MODEL):
+        extra = read_checkpoint_metadata(artifact.path)["extra"]
+        assert 0.5 < extra["test_accuracy"] < extra["test_ceiling"], artifact.name
+    assert read_checkpoint_metadata(BIASED_REWARD_MODEL.path)["extra"]["recipe"]["biased_share"] > 0
+
+
+def test_reward_checkpoints_were_made_with_todays_recipes():
+    import json
+    from dataclasses import asdict
+
+    from utils.checkpoints import BIASED_REWARD_MODEL, REWARD_MODEL
+    from utils.reward import BIASED_REWARD, REWARD
+    for artifact, recipe in ((REWARD_MODEL, REWARD), (BIASED_REWARD_MODEL, BIASED_REWARD)):
+        shipped = read_checkpoint_metadata(artifact.path)["extra"]["recipe"]
+        assert shipped == json.loads(json.dumps(asdict(recipe))), f"{artifact.name} is stale: make checkpoints"
+
+
+def test_reward_sweep_is_current_and_more_answers_per_prompt_help_with_few_prompts():
+    import json
+
+    from utils.paths import CHECKPOINT_DIR
+    from utils.reward import SWEEP_K, SWEEP_PROMPTS
+    sweep = json.loads((CHECKPOINT_DIR / "reward_sweep.json").read_text())
+    points = {(q["prompts"], q["k"]): q["test_accuracy"] for q in sweep["points"]}
+    assert set(points) == {(n, k) for n in SWEEP_PROMPTS for k in SWEEP_K}, "rebuild: make checkpoints"
+    fewest = min(SWEEP_PROMPTS)
+    assert points[(fewest, max(SWEEP_K))] > points[(fewest, min(SWEEP_K))] + 0.02

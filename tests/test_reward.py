@@ -180,3 +180,80 @@ def test_a_few_steps_of_training_rank_the_better_answer_higher(tok, chats, cfg):
           loss_fn=reward_loss_fn(tok.pad_id), progress=False)
     scores = rm.score(tok, [c for c in rows for _ in range(2)], [a for pair in answers for a in pair]).view(-1, 2)
     assert (scores[:, 0] > scores[:, 1]).float().mean() >= 0.9
+
+
+def test_the_chunked_loss_equals_one_padded_batch(tok, chats, cfg):
+    rows = split(chats, "train")[:6]  # kinds of different lengths
+    answers = [[Answer(c.reference, True, "sft"), Answer("No.", False, "slip"), Answer("Yes!", True, "terse")]
+               for c in rows]
+    prompts = ranked_prompts(rows, answers, seed=0)
+    idx, wins = reward_batches(tok, prompts, per_step=6, seed=0, block_size=cfg.block_size)(0)
+    rm = RewardModel.from_chat_model(make_gpt(cfg, seed=1))
+    torch.nn.init.normal_(rm.value_head.weight)  # a head that is not zero, so rewards differ
+    one_batch = reward_loss_fn(tok.pad_id, chunks=1)(rm, idx, wins)
+    chunked = reward_loss_fn(tok.pad_id, chunks=3)(rm, idx, wins)
+    assert chunked.item() == pytest.approx(one_batch.item(), rel=1e-5) and one_batch.item() != pytest.approx(math.log(2))
+
+
+def test_a_mistaken_reply_swaps_the_value_and_the_gold_rater_catches_it(chats):
+    from utils.gold import gold_score
+    from utils.reward import MISTAKE_KINDS, mistaken_reply
+    rng = random.Random(0)
+    for kind in MISTAKE_KINDS:
+        chat = next(c for c in split(chats, "train") if c.kind == kind)
+        wrong = mistaken_reply(chat, rng)
+        assert wrong != chat.reference and len(wrong.split()) == len(chat.reference.split())
+        assert gold_score(chat, wrong).correct == 0 < gold_score(chat, chat.reference).correct, (kind, wrong)
+    memory = next(c for c in split(chats, "train") if c.kind == "memory")
+    saved = set(memory.memory.rstrip(".").replace(".", "").split()) - set(memory.reference.rstrip(".").split())
+    assert mistaken_reply(memory, rng).rstrip(".").split()[-1] in saved, "another pet the memory names"
+    assert mistaken_reply(next(c for c in chats if c.kind == "story"), rng) is None
+
+
+def test_labelled_prompts_come_from_the_train_split_and_are_seeded(chats):
+    from dataclasses import replace
+
+    from utils.reward import REWARD, labelled_prompts
+    small = replace(REWARD, prompts=50)
+    rows = labelled_prompts(chats, small)
+    assert len(rows) == 50 == len(set(rows)) and all(c.split == "train" for c in rows)
+    assert rows == labelled_prompts(chats, small) != labelled_prompts(chats, replace(small, seed=1))
+    with pytest.raises(ValueError, match="train split has"):
+        labelled_prompts(chats, replace(REWARD, prompts=10**6))
+
+
+def test_prompt_scores_keep_each_prompts_answers_together(tok, chats, cfg):
+    from utils.reward import prompt_scores, reward_accuracy
+    rows = split(chats, "train")[:3]
+    answers = [[Answer(c.reference, True, "sft"), Answer("No.", True, "terse")] + [Answer("Hm", False, "sft")] * i
+               for i, c in enumerate(rows)]
+    prompts = ranked_prompts(rows, answers, seed=0)
+    rm = RewardModel.from_chat_model(make_gpt(cfg, seed=1))
+    scores = prompt_scores(rm, tok, prompts)
+    assert [len(s) for s in scores] == [2, 3, 4]
+    assert reward_accuracy(rm, tok, prompts) == 0.5, "an untrained model ties every pair"
+
+
+def test_accuracy_by_splits_the_pairs_and_agrees_with_the_total(chats):
+    from utils.reward import accuracy_by
+    rows = split(chats, "train")[:2]
+    prompts = [RankedPrompt(rows[0], (Answer("a", True, "sft"),) * 3, (0.9, 0.5, 0.1), (0, 1, 2)),
+               RankedPrompt(rows[1], (Answer("b", True, "sft"),) * 2, (0.2, 0.6), (1, 0))]
+    scores = [[3.0, 2.0, 1.0], [1.0, 0.0]]  # right on the first prompt's 3 pairs, wrong on the second's
+    by_prompt = accuracy_by(prompts, scores, lambda p, i, j: p.chat.question)
+    (n0, ceil0, acc0), (n1, ceil1, acc1) = by_prompt[rows[0].question], by_prompt[rows[1].question]
+    assert (n0, n1) == (3, 1) and acc0 == pytest.approx(ceil0) and acc1 == pytest.approx(1 - ceil1)
+    total = (n0 * acc0 + n1 * acc1) / 4
+    assert total == pytest.approx(expected_accuracy(prompts, scores))
+    assert accuracy_by(prompts, scores, lambda p, i, j: None) == {}
+
+
+def test_what_differs_tells_facts_from_behaviour(chats):
+    from utils.reward import mistaken_reply, what_differs
+    chat = next(c for c in split(chats, "train") if c.kind == "fact")
+    answers = (Answer(chat.reference, True, "sft"), Answer(mistaken_reply(chat, random.Random(0)), True, "mistake"),
+               Answer(chat.reference + " I really hope this helps you, thank you so much for asking.", True, "verbose"),
+               Answer(chat.reference, True, "sft"))
+    prompt = ranked_prompts([chat], [list(answers)], seed=0)[0]
+    assert what_differs(prompt, 0, 1) == "fact" and what_differs(prompt, 0, 2) == "behaviour"
+    assert what_differs(prompt, 0, 3) is None, "equal answers are left out"

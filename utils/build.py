@@ -15,15 +15,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from utils.chats import build_chats, chats_jsonl, load_chats, split
-from utils.checkpoints import PRETRAINED, SFT_MODEL, load_course_model, save_model
+from utils.checkpoints import (
+    BIASED_REWARD_MODEL,
+    PRETRAINED,
+    REWARD_MODEL,
+    SFT_MODEL,
+    load_course_model,
+    save_model,
+)
 from utils.evaluate import behaviour, chat_eval
 from utils.model import GPTConfig
 from utils.paths import CHECKPOINT_DIR, DATA_DIR
 from utils.pretrain import PRETRAIN, load_lm_data, pretrain, scaling_point, scaling_runs
+from utils.reward import (
+    BIASED_REWARD,
+    REWARD,
+    accuracy_by,
+    comparisons,
+    expected_accuracy,
+    labelled_prompts,
+    noise_ceiling,
+    prompt_scores,
+    reward_accuracy,
+    sweep_comparisons,
+    test_comparisons,
+    train_reward_model,
+    what_differs,
+)
 from utils.sft import SFT, demonstrations, finetune
 from utils.text import load_tokenizer, tokenizer_path, train_course_tokenizer
 from utils.train import eval_loss
@@ -125,10 +147,56 @@ def sft_summary(model, tokenizer, chats, lm) -> dict:
             "val_loss": round(eval_loss(model, lm.x_val, lm.y_val), 6)}
 
 
+def build_reward(recipe=REWARD, artifact=REWARD_MODEL) -> None:
+    """Train a reward model on the SFT model's answers ranked by the recipe's labelers; save it with
+    its held-out accuracy and the labelers' noise ceiling on the same comparisons."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    chat_model = load_course_model(SFT_MODEL)
+    train_set = comparisons(chat_model, tokenizer, labelled_prompts(chats, recipe), recipe)
+    test_set = test_comparisons(chat_model, tokenizer, chats)  # fair labelers, for every model
+    model, history = train_reward_model(chat_model, tokenizer, train_set, recipe)
+    accuracy, ceiling = reward_accuracy(model, tokenizer, test_set), noise_ceiling(test_set)
+    save_model(model, artifact.path, tokenizer=tokenizer,
+               extra_metadata={"test_accuracy": round(accuracy, 6), "test_ceiling": round(ceiling, 6),
+                               "recipe": asdict(recipe), "train_seconds": round(history.seconds, 1)})
+    print(f"{artifact.name}: held-out pairwise accuracy {accuracy:.3f}, noise ceiling {ceiling:.3f}, "
+          f"{history.seconds:.0f} s -> {artifact.path}")
+
+
+def build_biased_reward() -> None:
+    build_reward(BIASED_REWARD, BIASED_REWARD_MODEL)
+
+
+def build_reward_sweep() -> None:
+    """Notebook 07's sweep: held-out accuracy of reward models trained on ``SWEEP_PROMPTS`` labelled
+    prompts with ``SWEEP_K`` answers each (the same prompts for every K)."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    chat_model = load_course_model(SFT_MODEL)
+    test_set = test_comparisons(chat_model, tokenizer, chats)
+    points = []
+    for n, k, train_set in sweep_comparisons(chat_model, tokenizer, chats):
+        model, history = train_reward_model(chat_model, tokenizer, train_set, replace(REWARD, k=k, prompts=n),
+                                            progress=False)
+        scores = prompt_scores(model, tokenizer, test_set)
+        by_difference = accuracy_by(test_set, scores, what_differs)
+        points.append({"prompts": n, "k": k, "pairs": n * k * (k - 1) // 2,
+                       "test_accuracy": round(expected_accuracy(test_set, scores), 6),
+                       **{f"{label}_accuracy": round(acc, 6) for label, (_, _, acc) in by_difference.items()},
+                       "seconds": round(history.seconds, 1)})
+        print(points[-1])
+    (CHECKPOINT_DIR / "reward_sweep.json").write_text(json.dumps(
+        {"test_ceiling": round(noise_ceiling(test_set), 6),
+         **{f"{label}_ceiling": round(c, 6) for label, (_, c, _) in
+            accuracy_by(test_set, [list(p.gold) for p in test_set], what_differs).items()},
+         "points": points}, indent=1) + "\n")
+
+
 #: In dependency order: the tokenizer is trained on the data, the SFT model
 #: is fine-tuned from the pretrained one.
 DATA_BUILDERS = {"data": build_data, "tokenizer": build_tokenizer}
-CHECKPOINT_BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft}
+CHECKPOINT_BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft,
+                       "reward": build_reward, "reward_length_biased": build_biased_reward,
+                       "reward_sweep": build_reward_sweep}
 BUILDERS = {**DATA_BUILDERS, **CHECKPOINT_BUILDERS}
 
 

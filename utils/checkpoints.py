@@ -17,10 +17,12 @@ from pathlib import Path
 
 from utils.model import GPT, GPTConfig
 from utils.paths import CHECKPOINT_DIR
+from utils.reward import RewardModel
 from utils.text import load_tokenizer
 
 __all__ = ["FORMAT", "save_model", "load_model", "read_checkpoint_metadata", "CheckpointMismatchError",
-           "MissingCheckpointError", "Artifact", "PRETRAINED", "SFT_MODEL", "ARTIFACTS",
+           "MissingCheckpointError", "Artifact", "PRETRAINED", "SFT_MODEL", "REWARD_MODEL", "BIASED_REWARD_MODEL",
+           "ARTIFACTS", "ARCHITECTURES",
            "load_course_model", "load_scaling"]
 
 
@@ -28,6 +30,9 @@ __all__ = ["FORMAT", "save_model", "load_model", "read_checkpoint_metadata", "Ch
 # the file format: safetensors + config and tokenizer fingerprint
 # ---------------------------------------------------------------------------
 FORMAT = "how-chatgpt-learns/gpt/v1"
+#: The model classes a checkpoint may hold (its ``architecture`` metadata), by name. Files saved
+#: before the field existed hold a plain ``GPT``.
+ARCHITECTURES = {cls.__name__: cls for cls in (GPT, RewardModel)}
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -52,7 +57,9 @@ def save_model(model: GPT, path, extra_metadata: dict | None = None, tokenizer=N
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if model.config.tie_weights:
         del state["head.weight"]  # the same tensor as tok_emb.weight; safetensors refuses shared memory
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True),
+    if type(model).__name__ not in ARCHITECTURES:
+        raise TypeError(f"save_model saves {sorted(ARCHITECTURES)}, not a {type(model).__name__}.")
+    metadata = {"format": FORMAT, "architecture": type(model).__name__, "config": json.dumps(model.config.to_dict(), sort_keys=True),
                 "tokenizer_fingerprint": _fingerprint(tokenizer) or "",
                 "extra": json.dumps(extra_metadata or {}, sort_keys=True)}
     save_file(state, str(path), metadata=metadata)
@@ -60,7 +67,7 @@ def save_model(model: GPT, path, extra_metadata: dict | None = None, tokenizer=N
 
 
 def read_checkpoint_metadata(path) -> dict:
-    """``{"config": GPTConfig, "tokenizer_fingerprint": str | None, "extra": dict}`` of a checkpoint."""
+    """``{"config": GPTConfig, "architecture": str, "tokenizer_fingerprint": str | None, "extra": dict}``."""
     from safetensors import safe_open
     path = _existing(path)
     with safe_open(str(path), framework="pt") as f:
@@ -74,28 +81,37 @@ def read_checkpoint_metadata(path) -> dict:
     except TypeError as exc:  # fields this version of GPTConfig does not know
         raise CheckpointMismatchError(f"{path} was saved by another version of utils/model.py ({exc}). "
                                       f"Rebuild it with `make checkpoints`.") from exc
-    return {"config": config,
+    architecture = meta.get("architecture", "GPT")
+    if architecture not in ARCHITECTURES:
+        raise CheckpointMismatchError(f"{path} holds a {architecture!r}, which this version of the course does "
+                                      f"not know ({sorted(ARCHITECTURES)}). Rebuild it with `make checkpoints`.")
+    return {"config": config, "architecture": architecture,
             "tokenizer_fingerprint": meta.get("tokenizer_fingerprint") or None,
             "extra": json.loads(meta.get("extra", "{}"))}
 
 
-def load_model(path, expected_config=None, expected_tokenizer=None, device="cpu") -> GPT:
+def load_model(path, expected_config=None, expected_tokenizer=None, device="cpu", expected_class=None) -> GPT:
     """Load a checkpoint written by ``save_model``; check it fits what you expect.
 
     ``expected_config``: a ``GPTConfig`` (or a dict of some of its fields) the
     checkpoint must match; a mismatch names every field that differs.
     ``expected_tokenizer``: a tokenizer or fingerprint string it must have been
-    trained with. The model is returned in eval mode.
+    trained with. ``expected_class``: the model class it must hold (``GPT``, ``RewardModel``);
+    by default, whichever its metadata names. The model is returned in eval mode.
     """
     from safetensors.torch import load_file
     meta = read_checkpoint_metadata(path)
     cfg = meta["config"]
     _check_config(path, cfg, expected_config)
     _check_tokenizer(path, meta["tokenizer_fingerprint"], expected_tokenizer)
+    model_class = ARCHITECTURES[meta["architecture"]]
+    if expected_class is not None and model_class is not expected_class:
+        raise CheckpointMismatchError(f"{path} holds a {model_class.__name__}, not a {expected_class.__name__}: "
+                                      f"load it as what it is, or pick the checkpoint you meant.")
     state = load_file(str(path), device=str(device))
     if cfg.tie_weights:
         state["head.weight"] = state["tok_emb.weight"]  # re-tie (load_state_dict copies into the shared tensor)
-    model = GPT(cfg).to(device)
+    model = model_class(cfg).to(device)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -148,6 +164,7 @@ class Artifact:
     """A shipped checkpoint, by name: ``data/checkpoints/<name>.safetensors``, and what makes it."""
     name: str
     made_by: str = ""  # the notebook whose recipe trains it
+    model_class: type = GPT  # what the file holds
 
     @property
     def path(self) -> Path:
@@ -156,11 +173,14 @@ class Artifact:
 
 PRETRAINED = Artifact("pretrained", "notebook 04 (pretraining)")
 SFT_MODEL = Artifact("sft", "notebook 06 (supervised fine-tuning)")
-ARTIFACTS = {a.name: a for a in (PRETRAINED, SFT_MODEL)}
+REWARD_MODEL = Artifact("reward", "notebook 07 (reward model, fair labelers)", RewardModel)
+BIASED_REWARD_MODEL = Artifact("reward_length_biased", "notebook 07 (reward model, length-biased labelers)",
+                               RewardModel)
+ARTIFACTS = {a.name: a for a in (PRETRAINED, SFT_MODEL, REWARD_MODEL, BIASED_REWARD_MODEL)}
 
 
 def load_course_model(artifact: Artifact | str = PRETRAINED) -> GPT:
-    """Load a shipped model (``"pretrained"``, ``"sft"`` or an ``Artifact``), checked against
+    """Load a shipped model (a name of ``ARTIFACTS`` or an ``Artifact``), checked against
     today's config and tokenizer; returned in eval mode.
 
     A missing file, or one made for another config or tokenizer, raises an
@@ -170,7 +190,8 @@ def load_course_model(artifact: Artifact | str = PRETRAINED) -> GPT:
         if artifact not in ARTIFACTS:
             raise ValueError(f"no shipped model called {artifact!r}; the course ships {sorted(ARTIFACTS)}.")
         artifact = ARTIFACTS[artifact]
-    return load_model(artifact.path, expected_config=GPTConfig(), expected_tokenizer=load_tokenizer())
+    return load_model(artifact.path, expected_config=GPTConfig(), expected_tokenizer=load_tokenizer(),
+                      expected_class=artifact.model_class)
 
 
 def load_scaling() -> list[dict]:

@@ -26,20 +26,26 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from utils.chat import prompt_ids
-from utils.chats import Chat
+from utils.chats import PET_NAMES, Chat
 from utils.gold import gold_score, words
 from utils.model import GPT, GPTConfig
+from utils.train import TrainConfig
+from utils.world import FACT_VALUES
 
 __all__ = ["RATER_NOISE", "LENGTH_BIAS", "Answer", "RankedPrompt", "RewardModel", "answer_ids", "rank",
            "ranked_prompts", "pair_labels", "pair_loss", "noise_ceiling", "expected_accuracy",
-           "candidate_answers", "reward_batches", "reward_loss_fn", "answer_batch", "utility"]
+           "candidate_answers", "reward_batches", "reward_loss_fn", "answer_batch", "utility", "MISTAKE_KINDS",
+           "mistaken_reply", "RewardRecipe", "REWARD", "BIASED_REWARD", "labelled_prompts", "comparisons",
+           "train_reward_model", "prompt_scores", "reward_accuracy", "SWEEP_PROMPTS", "SWEEP_K",
+           "sweep_comparisons", "accuracy_by", "test_comparisons",
+           "what_differs", "CLOSE_PAIR"]
 
 RATER_NOISE = 0.05  # tau, on the gold scale 0..1: a gold gap of 0.1 is ranked right 88% of the time
 LENGTH_BIAS = 0.01  # a length-biased labeler's extra utility per word of the answer
@@ -130,6 +136,37 @@ def expected_accuracy(prompts: list[RankedPrompt], scores: list[list[float]], no
         return 0.5 if s[i] == s[j] else _sigmoid(gap if s[i] > s[j] else -gap)
     return _mean(agree(p, s, i, j) for p, s in zip(prompts, scores)
                  for i in range(len(p.gold)) for j in range(i + 1, len(p.gold)))
+
+
+def accuracy_by(prompts: list[RankedPrompt], scores: list[list[float]], group, noise: float = RATER_NOISE) -> dict:
+    """``{label: (pairs, noise ceiling, model's expected accuracy)}`` over the pairs of each label;
+    ``group(prompt, i, j) -> label`` (or None to leave the pair out), e.g. the chat's kind."""
+    sums: dict = {}
+    for p, s in zip(prompts, scores):
+        for i in range(len(p.gold)):
+            for j in range(i + 1, len(p.gold)):
+                label = group(p, i, j)
+                if label is None:
+                    continue
+                gap = (p.gold[i] - p.gold[j]) / noise
+                model = 0.5 if s[i] == s[j] else _sigmoid(gap if s[i] > s[j] else -gap)
+                n, ceiling, got = sums.get(label, (0, 0.0, 0.0))
+                sums[label] = (n + 1, ceiling + _sigmoid(abs(gap)), got + model)
+    return {label: (n, ceiling / n, got / n) for label, (n, ceiling, got) in sums.items()}
+
+
+#: Pairs closer than this in gold are left out of ``what_differs``: a coin toss for any labeler.
+CLOSE_PAIR = 0.05
+
+
+def what_differs(prompt: RankedPrompt, i: int, j: int) -> str | None:
+    """What makes answers i and j of ``prompt`` differ, read from the gold rater's parts (for
+    ``accuracy_by``): ``"fact"`` where one is correct and the other not, ``"behaviour"`` where they are
+    equally correct and differ in honesty, harm, politeness, length or finishing; None for close pairs."""
+    if abs(prompt.gold[i] - prompt.gold[j]) < CLOSE_PAIR:
+        return None
+    a, b = (gold_score(prompt.chat, prompt.answers[x].text, prompt.answers[x].finished) for x in (i, j))
+    return "behaviour" if a.correct == b.correct else "fact"
 
 
 def _mean_over_pairs(prompts, f) -> float:
@@ -232,11 +269,36 @@ def pair_loss(rewards: torch.Tensor, wins: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # answers to rank, and training
 # ---------------------------------------------------------------------------
+#: Kinds whose answer names one value (a fact, a pet's name) that a mistaken answer swaps.
+MISTAKE_KINDS = ("fact", "followup", "correction", "context", "callback", "memory")
+
+
+def mistaken_reply(chat: Chat, rng: random.Random) -> str | None:
+    """The reference answer with its value swapped for another of the same sort: a fluent,
+    confident mistake -- what a chat model writes about a fact it does not know. For a memory
+    row, preferably another pet the memory block names (the small model's typical slip).
+    None where the kind has no single value to swap."""
+    if chat.kind not in MISTAKE_KINDS:
+        return None
+    head, value = chat.reference.rstrip(".").rsplit(" ", 1)
+    if chat.kind in ("fact", "followup", "correction"):
+        pool = FACT_VALUES[chat.attribute]
+    else:
+        saved = [w for w in words(chat.memory or "") if w in PET_NAMES and w != value]
+        pool = saved or PET_NAMES
+    return f"{head} {rng.choice([v for v in pool if v != value])}."
+
+
+SAMPLE_BATCH = 64  # prompts sampled at once by candidate_answers
+
+
 def candidate_answers(chat_model, tokenizer, chats: list[Chat], k: int, seed: int,
-                      flawed_share: float = 0.25, max_new_tokens: int = 32) -> list[list[Answer]]:
+                      flawed_share: float = 0.25, mistaken_share: float = 0.0,
+                      max_new_tokens: int = 32) -> list[list[Answer]]:
     """K answers per chat for the labelers: sampled from the chat model at temperature 1, and a
     share replaced by a trainer's deliberate flaw (``utils.sft.flawed_reply``: padding, a bare
-    value, a guess, a slip), so that pairs differ in quality. Stories get 96 new tokens."""
+    value, a guess, a slip) and a share by a confident mistake (``mistaken_reply``), so that pairs
+    differ in quality. Stories get 96 new tokens."""
     from utils.chat import sample_replies
     from utils.sft import flawed_reply
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
@@ -245,17 +307,36 @@ def candidate_answers(chat_model, tokenizer, chats: list[Chat], k: int, seed: in
     groups = [(96, None, [i for i in plain if chats[i].kind == "story"]),
               (max_new_tokens, None, [i for i in plain if chats[i].kind != "story"])]
     groups += [(max_new_tokens, c.memory, [i]) for i, c in enumerate(chats) if c.memory is not None]
-    for n_new, memory, group in groups:  # one batch per group: sample_replies takes one memory block
+    # one batch per group (sample_replies takes one memory block), at most SAMPLE_BATCH prompts: the KV
+    # cache of 900 prompts x 4 answers at once would take about 2 GB
+    groups = [(n_new, memory, group[lo:lo + SAMPLE_BATCH]) for n_new, memory, group in groups
+              for lo in range(0, len(group), SAMPLE_BATCH)]
+    for n_new, memory, group in groups:
         replies = sample_replies(chat_model, tokenizer, [chats[i].prompt for i in group], n=k,
-                                 max_new_tokens=n_new, generator=gen, memory=memory) if group else []
+                                 max_new_tokens=n_new, generator=gen, memory=memory)
         for g, i in enumerate(group):
-            out[i] = [Answer(r.text, r.finished, "sft") for r in replies[g * k:(g + 1) * k]]
+            out[i] = [_fitted(tokenizer, chats[i], r.text, r.finished, chat_model.config.block_size)
+                      for r in replies[g * k:(g + 1) * k]]
     for answers, chat in zip(out, chats):
         for j in range(k):
-            if rng.random() < flawed_share:
+            draw, made = rng.random(), None
+            if draw < flawed_share:
                 text, flaw = flawed_reply(chat, rng)
-                answers[j] = Answer(text, True, flaw)
+                made = Answer(text, True, flaw)
+            elif draw < flawed_share + mistaken_share and (wrong := mistaken_reply(chat, rng)) is not None:
+                made = Answer(wrong, True, "mistake")
+            if made is not None and len(answer_ids(tokenizer, chat, made)) <= chat_model.config.block_size:
+                answers[j] = made  # (a padded answer to a long conversation may not fit: keep the sample)
     return out
+
+
+def _fitted(tokenizer, chat: Chat, text: str, finished: bool, block_size: int) -> Answer:
+    """A sampled answer as the reward model will read it. Re-encoding sampled text can take a few more
+    tokens than the sampler wrote (a sample need not use BPE's own merges), so a long unfinished answer is
+    cut to fit the window."""
+    room = block_size - len(prompt_ids(tokenizer, chat.prompt, chat.memory)) - finished
+    ids = tokenizer.encode(text, allow_special=False)
+    return Answer(text if len(ids) <= room else tokenizer.decode(ids[:room]), finished and len(ids) <= room, "sft")
 
 
 def reward_batches(tokenizer, prompts: list[RankedPrompt], per_step: int, seed: int, block_size: int):
@@ -273,11 +354,116 @@ def reward_batches(tokenizer, prompts: list[RankedPrompt], per_step: int, seed: 
     return batches
 
 
-def reward_loss_fn(pad_id: int):
+def reward_loss_fn(pad_id: int, chunks: int = 4):
     """``loss_fn(model, idx, wins)`` for ``utils.train.train``: rewards at each row's last token
-    (right padding: the last non-pad), then ``pair_loss``."""
+    (right padding: the last non-pad), then ``pair_loss``.
+
+    For speed the step's prompts are sorted by length and run in ``chunks`` groups, each trimmed
+    to its own longest row (measured: 40% faster than one batch padded to the longest story).
+    The rewards are the same either way: a causal model never reads the padding after a row."""
     def loss_fn(model, idx, wins):
-        last = (idx != pad_id).sum(dim=1) - 1  # (P*K,)
-        rewards = model(idx, last).view(wins.size(0), wins.size(1))  # (P, K)
+        n_prompts, k = wins.shape[:2]
+        lengths = (idx != pad_id).sum(dim=1)  # (P*K,)
+        by_length = torch.argsort(lengths.view(n_prompts, k).max(dim=1).values)  # (P,)
+        rewards = torch.zeros(n_prompts, k)
+        for group in torch.chunk(by_length, chunks):  # (g,) prompt indices
+            rows = (group[:, None] * k + torch.arange(k)).reshape(-1)  # (g*K,)
+            part = idx[rows, :int(lengths[rows].max())]  # (g*K, T_g)
+            rewards = rewards.index_put((group,), model(part, lengths[rows] - 1).view(len(group), k))
         return pair_loss(rewards, wins)
     return loss_fn
+
+
+# ---------------------------------------------------------------------------
+# the recipe: labelled prompts -> a trained reward model
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RewardRecipe:
+    """How the course trains a reward model: what the labelers see, and the loop's settings."""
+    train: TrainConfig
+    prompts: int  # labelled prompts, drawn from the train split
+    k: int  # answers ranked per prompt
+    flawed_share: float  # share of answers replaced by a trainer's flaw (padding, terse, guess, slip)
+    mistaken_share: float  # share replaced by a confident mistake (``mistaken_reply``)
+    per_step: int  # prompts per training step (each with all its K answers)
+    seed: int  # seeds which prompts, the answers, the labelers and the batches
+    biased_share: float = 0.0  # share of prompts ranked by a length-biased labeler
+
+
+#: The recipe of notebook 07 and of the shipped reward models. Measured on today's data (one seed):
+#: held-out pairwise accuracy 0.571 after 100 steps (about 2 passes over the 900 prompts), 0.554 after
+#: 300 while the accuracy on the labelled prompts rose from 0.61 to 0.71 -- longer training fits the
+#: labelled prompts, not new ones. Training only the last block and the head (lr 1e-3) reached 0.573.
+REWARD = RewardRecipe(TrainConfig(steps=100, lr=3e-4, warmup_steps=10, weight_decay=0.0, eval_every=10**9,
+                                  bf16=False), prompts=900, k=4, flawed_share=0.25, mistaken_share=0.25,
+                      per_step=16, seed=0)
+BIASED_REWARD = replace(REWARD, biased_share=0.5)
+
+
+def labelled_prompts(chats: list[Chat], recipe: RewardRecipe = REWARD) -> list[Chat]:
+    """The ``recipe.prompts`` train-split chats the labelers see (a seeded sample)."""
+    train_rows = [c for c in chats if c.split == "train"]
+    if recipe.prompts > len(train_rows):
+        raise ValueError(f"the recipe asks for {recipe.prompts} labelled prompts; the train split has "
+                         f"{len(train_rows)}.")
+    return random.Random(recipe.seed).sample(train_rows, recipe.prompts)
+
+
+def comparisons(chat_model, tokenizer, chats: list[Chat], recipe: RewardRecipe = REWARD) -> list[RankedPrompt]:
+    """K candidate answers per chat (``candidate_answers``), ranked by the recipe's labelers."""
+    answers = candidate_answers(chat_model, tokenizer, chats, recipe.k, recipe.seed + 1, recipe.flawed_share,
+                                recipe.mistaken_share)
+    return ranked_prompts(chats, answers, recipe.seed + 2, recipe.biased_share)
+
+
+def train_reward_model(chat_model, tokenizer, prompts: list[RankedPrompt], recipe: RewardRecipe = REWARD,
+                       progress: bool = True):
+    """A ``RewardModel`` on ``chat_model``'s body, trained on ``prompts`` with eq. 1: ``(model, History)``."""
+    from utils.repro import seed_everything
+    from utils.train import train
+    seed_everything(recipe.seed)
+    model = RewardModel.from_chat_model(chat_model)
+    batches = reward_batches(tokenizer, prompts, recipe.per_step, recipe.seed + 3, model.config.block_size)
+    history = train(model, batches, recipe.train, loss_fn=reward_loss_fn(tokenizer.pad_id), progress=progress,
+                    desc="reward model")
+    return model, history
+
+
+def prompt_scores(model: RewardModel, tokenizer, prompts: list[RankedPrompt]) -> list[list[float]]:
+    """The reward of every answer of every prompt: ``scores[p][i]``."""
+    flat = model.score(tokenizer, [p.chat for p in prompts for _ in p.answers],
+                       [a for p in prompts for a in p.answers]).tolist()
+    out, at = [], 0
+    for p in prompts:
+        out.append(flat[at:at + len(p.answers)])
+        at += len(p.answers)
+    return out
+
+
+def reward_accuracy(model: RewardModel, tokenizer, prompts: list[RankedPrompt]) -> float:
+    """``model``'s expected pairwise accuracy on ``prompts`` against fresh labelers (``expected_accuracy``)."""
+    return expected_accuracy(prompts, prompt_scores(model, tokenizer, prompts))
+
+
+#: Notebook 07's sweep (built by ``python -m utils.build reward_sweep``): labelled prompts x answers per prompt.
+SWEEP_PROMPTS = (100, 300, 900)
+SWEEP_K = (2, 4, 9)
+
+
+def sweep_comparisons(chat_model, tokenizer, chats: list[Chat], recipe: RewardRecipe = REWARD):
+    """``(n, k, ranked prompts)`` for every point of the sweep. The answers are drawn once, K = max(SWEEP_K)
+    per prompt; a point with fewer uses the first k of them, and the first n prompts: equal prompts
+    across K, and the same answers wherever they overlap."""
+    rows = labelled_prompts(chats, replace(recipe, prompts=max(SWEEP_PROMPTS)))
+    answers = candidate_answers(chat_model, tokenizer, rows, max(SWEEP_K), recipe.seed + 1, recipe.flawed_share,
+                                recipe.mistaken_share)
+    for k in SWEEP_K:
+        for n in SWEEP_PROMPTS:
+            yield n, k, ranked_prompts(rows[:n], [a[:k] for a in answers[:n]], recipe.seed + 2, recipe.biased_share)
+
+
+def test_comparisons(chat_model, tokenizer, chats: list[Chat], recipe: RewardRecipe = REWARD) -> list[RankedPrompt]:
+    """The held-out comparisons every reward model of the course is graded on: the test split's prompts
+    (none of them labelled for training), answered and ranked the recipe's way with their own seed."""
+    return comparisons(chat_model, tokenizer, [c for c in chats if c.split == "test"],
+                       replace(recipe, seed=recipe.seed + 100))
