@@ -36,7 +36,8 @@ from utils.chat import prompt_ids
 from utils.chats import PET_NAMES, Chat
 from utils.gold import gold_score, words
 from utils.model import GPT, GPTConfig
-from utils.train import TrainConfig
+from utils.repro import seed_everything
+from utils.train import TrainConfig, train
 from utils.world import FACT_VALUES
 
 __all__ = ["RATER_NOISE", "LENGTH_BIAS", "Answer", "RankedPrompt", "RewardModel", "answer_ids", "rank",
@@ -419,8 +420,6 @@ def comparisons(chat_model, tokenizer, chats: list[Chat], recipe: RewardRecipe =
 def train_reward_model(chat_model, tokenizer, prompts: list[RankedPrompt], recipe: RewardRecipe = REWARD,
                        progress: bool = True):
     """A ``RewardModel`` on ``chat_model``'s body, trained on ``prompts`` with eq. 1: ``(model, History)``."""
-    from utils.repro import seed_everything
-    from utils.train import train
     seed_everything(recipe.seed)
     model = RewardModel.from_chat_model(chat_model)
     batches = reward_batches(tokenizer, prompts, recipe.per_step, recipe.seed + 3, model.config.block_size)
