@@ -161,3 +161,28 @@ def test_reward_sweep_is_current_and_more_answers_per_prompt_help_with_few_promp
     assert set(points) == {(n, k) for n in SWEEP_PROMPTS for k in SWEEP_K}, "rebuild: make checkpoints"
     fewest = min(SWEEP_PROMPTS)
     assert points[(fewest, max(SWEEP_K))] > points[(fewest, min(SWEEP_K))] + 0.02
+
+
+def test_ppo_checkpoint_was_made_with_todays_recipe_and_held_gold():
+    import json
+    from dataclasses import asdict
+
+    from utils.checkpoints import PPO_MODEL
+    from utils.rlhf import PPOConfig
+    extra = read_checkpoint_metadata(PPO_MODEL.path)["extra"]
+    assert extra["recipe"] == json.loads(json.dumps(asdict(PPOConfig()))), "ppo is stale: make checkpoints"
+    assert len(extra["history"]) == PPOConfig().steps
+    assert extra["history"][-1]["reward"] > extra["history"][0]["reward"], "PPO should raise the proxy reward"
+    assert abs(extra["test_gold"] - extra["test_gold_before"]) < 0.03, "the KL penalty should hold gold near SFT"
+
+
+def test_rlhf_sweep_is_current():
+    import json
+
+    from utils.paths import CHECKPOINT_DIR
+    from utils.rlhf import DPO_BETAS, PPO_SWEEP, PPOConfig
+    sweep = json.loads((CHECKPOINT_DIR / "rlhf_sweep.json").read_text())
+    assert {k: (v["reward_model"], v["beta_kl"]) for k, v in sweep["ppo"].items()} == \
+        dict(PPO_SWEEP), "rebuild: python -m utils.build rlhf_sweep"
+    assert all(len(v["history"]) == PPOConfig().steps for v in sweep["ppo"].values())
+    assert sorted(float(b) for b in sweep["dpo"]) == sorted(DPO_BETAS)

@@ -10,21 +10,28 @@ from conftest import make_gpt
 from utils.chat import reply_logprobs, reply_token_ids
 from utils.chats import split
 from utils.model import GPTConfig, parameter_checksum
+from utils.reward import Answer, RankedPrompt, RewardModel
 from utils.rlhf import (
     PPOConfig,
     answer_logprobs,
     best_of_n,
+    best_of_n_curve,
     best_of_n_kl,
     dpo_loss,
+    dpo_pairs,
     dpo_tensors,
+    fit_gao,
     gold_rewards,
     group_advantages,
     kl_k1,
     kl_k3,
+    measure_policy,
     penalized,
     per_token_kl,
     ppo_loss,
     ppo_update,
+    reward_model_fn,
+    rl_prompts,
     rollout,
     score_rollout,
     sequence_logprobs,
@@ -298,3 +305,71 @@ def test_bad_inputs_have_clear_messages(policy, tok, rows):
         rollout(policy, tok, rows, 2, max_new_tokens=policy.config.block_size)
     with pytest.raises(ValueError, match="chosen_text"):
         dpo_tensors(tok, [(rows[0], "yes")], 128)
+
+
+# ---------------------------------------------------------------- notebook 08's measurements
+def test_rl_prompts_are_one_split_without_stories(chats):
+    train, test = rl_prompts(chats), rl_prompts(chats, "test")
+    assert train and test and not {c.kind for c in train + test} & {"story"}
+    assert not {(c.prompt, c.memory) for c in train} & {(c.prompt, c.memory) for c in test}
+
+
+def test_reward_model_fn_scores_each_reply_as_the_labelers_answer(policy, tok, rows):
+    rm = RewardModel.from_chat_model(policy)
+    torch.nn.init.normal_(rm.value_head.weight, generator=gen(0))
+    ro = rollout(policy, tok, rows, 2, 4, gen(1))
+    got = reward_model_fn(rm, tok)(ro.chats, ro.replies)
+    want = rm.score(tok, ro.chats, [Answer(r.text, r.finished, "sft") for r in ro.replies])
+    assert torch.allclose(got, want)
+
+
+def test_measure_policy_of_the_reference_itself_has_zero_kl(policy, other, tok, rows):
+    same = measure_policy(policy, policy, tok, rows, gold_rewards, n=2, max_new_tokens=4)
+    moved = measure_policy(policy, other, tok, rows, gold_rewards, n=2, max_new_tokens=4)
+    assert same["kl"] == pytest.approx(0.0, abs=1e-6) and moved["kl"] > 0.01  # the control: a change shows
+    assert same["reward"] == same["gold"] and 1 <= same["length"] <= 4
+
+
+def test_best_of_n_curve_picks_within_disjoint_groups(policy, tok, rows):
+    def longest(chats, replies):
+        return torch.tensor([float(len(r.ids)) for r in replies])
+
+    curve = best_of_n_curve(policy, tok, rows, [1, 2, 4], longest, gold_fn=longest, max_new_tokens=6)
+    assert [c["n"] for c in curve] == [1, 2, 4] and curve[0]["kl_bound"] == 0.0
+    assert curve[0]["reward"] <= curve[1]["reward"] <= curve[2]["reward"]  # the max of more is no smaller
+    assert curve[2]["reward"] == curve[2]["gold"]
+    with pytest.raises(ValueError, match="divide"):
+        best_of_n_curve(policy, tok, rows, [3, 4], longest)
+
+
+@pytest.mark.parametrize("form", ["bon", "rl"])
+def test_fit_gao_recovers_known_coefficients_and_its_peak(form):
+    d = torch.linspace(0.2, 4.0, 12, dtype=torch.float64)
+    second = d * d if form == "bon" else d * torch.log(d)
+    gain = 0.3 * d - 0.1 * second
+    fit = fit_gao(d, gain, form)
+    assert fit["alpha"] == pytest.approx(0.3) and fit["beta"] == pytest.approx(0.1) and fit["r2"] == pytest.approx(1)
+    peak = 1.5 if form == "bon" else math.exp(2.0)
+    assert fit["peak_d"] == pytest.approx(peak)
+    noisy = fit_gao(d, gain + 0.2 * torch.randn(12, generator=gen(0), dtype=torch.float64), form)
+    assert noisy["r2"] < 0.95  # the control: noise lowers R^2
+    with pytest.raises(ValueError, match="d > 0"):
+        fit_gao([0.0, 1.0, 2.0], [0.0, 0.1, 0.1], form)
+
+
+def test_dpo_pairs_follow_the_ranking_and_skip_unfinished(chats):
+    chat = split(chats, "test")[0]
+    answers = tuple(Answer(t, f, "sft") for t, f in [("a", True), ("b", True), ("c", False)])
+    prompt = RankedPrompt(chat, answers, (0.1, 0.9, 0.5), (1, 2, 0), False)
+    assert dpo_pairs([prompt]) == [(chat, "b", "a")]
+
+
+def test_train_ppo_leaves_the_reference_trainable_so_a_second_run_from_it_trains(policy, tok, rows):
+    reference = copy.deepcopy(policy)
+    cfg = PPOConfig(steps=1, n=2, prompts_per_step=2, max_new_tokens=4)
+    train_ppo(policy, reference, tok, rows, gold_rewards, cfg, progress=False)
+    assert all(p.requires_grad for p in reference.parameters())
+    second = copy.deepcopy(reference)  # what run_ppo does with the SFT model, run after run
+    before = parameter_checksum(second)
+    train_ppo(second, reference, tok, rows, gold_rewards, cfg, progress=False)
+    assert parameter_checksum(second) != before

@@ -13,14 +13,18 @@ shipped files still match today's code.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from utils.chat import Reply
 from utils.chats import build_chats, chats_jsonl, load_chats, split
 from utils.checkpoints import (
     BIASED_REWARD_MODEL,
+    PPO_MODEL,
     PRETRAINED,
     REWARD_MODEL,
     SFT_MODEL,
@@ -45,6 +49,18 @@ from utils.reward import (
     test_comparisons,
     train_reward_model,
     what_differs,
+)
+from utils.rlhf import (
+    DPO_BETAS,
+    DPO_TRAIN,
+    PPO_SWEEP,
+    PPOConfig,
+    dpo_pairs,
+    measure_policy,
+    reward_model_fn,
+    rl_prompts,
+    run_ppo,
+    train_dpo,
 )
 from utils.sft import SFT, demonstrations, finetune
 from utils.text import load_tokenizer, tokenizer_path, train_course_tokenizer
@@ -191,12 +207,76 @@ def build_reward_sweep() -> None:
          "points": points}, indent=1) + "\n")
 
 
+def build_ppo() -> None:
+    """Notebook 08's PPO run (``PPOConfig()`` against the fair reward model): the deployed v1."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    sft, rm = load_course_model(SFT_MODEL), load_course_model(REWARD_MODEL)
+    cfg = PPOConfig()
+    policy, history = run_ppo(sft, tokenizer, chats, rm, cfg, progress=False)
+    test = rl_prompts(chats, "test")
+    before, after = chat_eval(sft, tokenizer, test), chat_eval(policy, tokenizer, test)
+    save_model(policy, PPO_MODEL.path, tokenizer=tokenizer,
+               extra_metadata={"recipe": asdict(cfg), "history": _compact(history),
+                               "test_gold_before": round(before["gold"], 6), "test_gold": round(after["gold"], 6),
+                               "by_kind": {k: round(v, 6) for k, v in after["by_kind"].items()},
+                               "train_seconds": round(history[-1]["seconds"], 1)})
+    print(f"ppo: test gold {before['gold']:.3f} -> {after['gold']:.3f}, final KL {history[-1]['kl']:.2f} nats, "
+          f"{history[-1]['seconds']:.0f} s -> {PPO_MODEL.path}")
+
+
+def build_rlhf_sweep() -> None:
+    """Notebook 08's map: each ``PPO_SWEEP`` run and DPO at each of ``DPO_BETAS``, measured on the test prompts."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    sft = load_course_model(SFT_MODEL)
+    rms = {"fair": load_course_model(REWARD_MODEL), "biased": load_course_model(BIASED_REWARD_MODEL)}
+    fns = {k: reward_model_fn(m, tokenizer) for k, m in rms.items()}
+    test = rl_prompts(chats, "test")
+    out = {"sft": {k: measure_policy(sft, sft, tokenizer, test, fn) for k, fn in fns.items()},
+           "sft_test_gold": chat_eval(sft, tokenizer, test)["gold"], "ppo": {}, "dpo": {}}
+    for name, (rm, beta) in PPO_SWEEP.items():
+        policy, history = run_ppo(sft, tokenizer, chats, rms[rm], PPOConfig(beta_kl=beta), progress=False)
+        greedy = chat_eval(policy, tokenizer, test)
+        out["ppo"][name] = {"reward_model": rm, "beta_kl": beta, "history": _compact(history),
+                            "test_gold": greedy["gold"], "by_kind": greedy["by_kind"],
+                            "top_replies": _top_replies(test, greedy, fns),
+                            "final": {k: measure_policy(policy, sft, tokenizer, test, fn) for k, fn in fns.items()}}
+        print(name, out["ppo"][name]["final"]["fair"], f"{history[-1]['seconds']:.0f} s")
+    pairs = dpo_pairs(comparisons(sft, tokenizer, labelled_prompts(chats, REWARD), REWARD))
+    for beta in DPO_BETAS:
+        policy = copy.deepcopy(sft)
+        history = train_dpo(policy, sft, tokenizer, pairs, beta, DPO_TRAIN, progress=False)
+        out["dpo"][str(beta)] = {"beta": beta, "final_loss": round(sum(history.train_loss[-10:]) / 10, 6),
+                                 "test_gold": chat_eval(policy, tokenizer, test)["gold"],
+                                 "final": measure_policy(policy, sft, tokenizer, test, fns["fair"]),
+                                 "seconds": round(history.seconds, 1)}
+        print("dpo", beta, out["dpo"][str(beta)])
+    out["dpo_pairs"] = len(pairs)
+    (CHECKPOINT_DIR / "rlhf_sweep.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _top_replies(chats, result, reward_fns, top: int = 6) -> list[dict]:
+    """A policy's most frequent greedy replies, with their gold and proxy rewards."""
+
+    counts = Counter(result["replies"]).most_common(top)
+    out = []
+    for text, count in counts:
+        i = result["replies"].index(text)
+        reply = [Reply(chats[i].prompt, text, [], True, 0.0, None)]
+        out.append({"text": text, "count": count, "kind": chats[i].kind, "gold": result["scores"][i].total,
+                    **{k: float(fn([chats[i]], reply)[0]) for k, fn in reward_fns.items()}})
+    return out
+
+
+def _compact(history: list[dict]) -> list[dict]:
+    return [{k: round(h[k], 5) for k in ("reward", "kl", "gold", "length")} for h in history]
+
+
 #: In dependency order: the tokenizer is trained on the data, the SFT model
 #: is fine-tuned from the pretrained one.
 DATA_BUILDERS = {"data": build_data, "tokenizer": build_tokenizer}
 CHECKPOINT_BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft,
                        "reward": build_reward, "reward_length_biased": build_biased_reward,
-                       "reward_sweep": build_reward_sweep}
+                       "reward_sweep": build_reward_sweep, "ppo": build_ppo, "rlhf_sweep": build_rlhf_sweep}
 BUILDERS = {**DATA_BUILDERS, **CHECKPOINT_BUILDERS}
 
 

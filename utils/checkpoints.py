@@ -21,7 +21,7 @@ from utils.reward import RewardModel
 from utils.text import load_tokenizer
 
 __all__ = ["FORMAT", "save_model", "load_model", "read_checkpoint_metadata", "CheckpointMismatchError",
-           "MissingCheckpointError", "Artifact", "PRETRAINED", "SFT_MODEL", "REWARD_MODEL", "BIASED_REWARD_MODEL",
+           "MissingCheckpointError", "Artifact", "PRETRAINED", "SFT_MODEL", "REWARD_MODEL", "BIASED_REWARD_MODEL", "PPO_MODEL",
            "ARTIFACTS", "ARCHITECTURES",
            "load_course_model", "load_scaling"]
 
@@ -176,7 +176,8 @@ SFT_MODEL = Artifact("sft", "notebook 06 (supervised fine-tuning)")
 REWARD_MODEL = Artifact("reward", "notebook 07 (reward model, fair labelers)", RewardModel)
 BIASED_REWARD_MODEL = Artifact("reward_length_biased", "notebook 07 (reward model, length-biased labelers)",
                                RewardModel)
-ARTIFACTS = {a.name: a for a in (PRETRAINED, SFT_MODEL, REWARD_MODEL, BIASED_REWARD_MODEL)}
+PPO_MODEL = Artifact("ppo", "notebook 08 (RLHF with PPO: the deployed v1)")
+ARTIFACTS = {a.name: a for a in (PRETRAINED, SFT_MODEL, REWARD_MODEL, BIASED_REWARD_MODEL, PPO_MODEL)}
 
 
 def load_course_model(artifact: Artifact | str = PRETRAINED) -> GPT:

@@ -316,7 +316,7 @@ def candidate_answers(chat_model, tokenizer, chats: list[Chat], k: int, seed: in
         replies = sample_replies(chat_model, tokenizer, [chats[i].prompt for i in group], n=k,
                                  max_new_tokens=n_new, generator=gen, memory=memory)
         for g, i in enumerate(group):
-            out[i] = [_fitted(tokenizer, chats[i], r.text, r.finished, chat_model.config.block_size)
+            out[i] = [fitted_answer(tokenizer, chats[i], r.text, r.finished, chat_model.config.block_size)
                       for r in replies[g * k:(g + 1) * k]]
     for answers, chat in zip(out, chats):
         for j in range(k):
@@ -331,7 +331,7 @@ def candidate_answers(chat_model, tokenizer, chats: list[Chat], k: int, seed: in
     return out
 
 
-def _fitted(tokenizer, chat: Chat, text: str, finished: bool, block_size: int) -> Answer:
+def fitted_answer(tokenizer, chat: Chat, text: str, finished: bool, block_size: int) -> Answer:
     """A sampled answer as the reward model will read it. Re-encoding sampled text can take a few more
     tokens than the sampler wrote (a sample need not use BPE's own merges), so a long unfinished answer is
     cut to fit the window."""

@@ -41,8 +41,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from utils.chat import Reply, prompt_ids, reply_text, sft_batch
+from utils.chats import split, words
 from utils.gold import gold_score
 from utils.logprobs import IGNORE, token_logprobs
+from utils.reward import RankedPrompt, fitted_answer
 from utils.sampling import fits_window, sample
 from utils.train import TrainConfig, make_optimizer, train
 
@@ -238,6 +240,46 @@ def gold_rewards(chats: list, replies: list[Reply]) -> torch.Tensor:
     return torch.tensor([gold_score(c, r.text, r.finished).total for c, r in zip(chats, replies)])
 
 
+def reward_model_fn(model, tokenizer):
+    """A ``reward_fn`` from a reward model of notebook 07 (``utils.reward.RewardModel``).
+
+    Each sampled reply is read as the labelers' answers were (``fitted_answer``: an
+    unfinished reply looks unfinished, and is cut to the window if re-encoding grew it).
+    """
+    block = model.config.block_size
+
+    def reward_fn(chats: list, replies: list[Reply]) -> torch.Tensor:
+        _check_same_length("chats", chats, "replies", replies)
+        return model.score(tokenizer, chats, [fitted_answer(tokenizer, c, r.text, r.finished, block)
+                                              for c, r in zip(chats, replies)])
+    return reward_fn
+
+
+def rl_prompts(chats: list, which: str = "train") -> list:
+    """The prompts RL practises on (``which="train"``) or is measured on (``"test"``): one split of
+    the chat rows, without stories (a story needs 96 new tokens; every other answer fits in 32)."""
+    return [c for c in split(chats, which) if c.kind != "story"]
+
+
+@torch.no_grad()
+def measure_policy(policy, reference, tokenizer, chats: list, reward_fn, n: int = 4, max_new_tokens: int = 32,
+                   seed: int = 0) -> dict:
+    """Where a policy stands on the reward-vs-KL map: ``n`` samples per chat at temperature 1,
+    their mean proxy reward, mean gold, mean reply length (tokens) and mean summed exact KL to
+    ``reference`` (nats per reply; ``per_token_kl`` along each sample: the sequence KL's estimate
+    with no sampling noise inside a position, and never negative)."""
+    ro = rollout(policy, tokenizer, chats, n, max_new_tokens, torch.Generator().manual_seed(seed))
+    ids = [r.ids for r in ro.replies]
+    with _eval_mode(policy), _eval_mode(reference):
+        pol = answer_logprobs(policy, tokenizer, ro.chats, ids)
+        ref = answer_logprobs(reference, tokenizer, ro.chats, ids)
+    kl = per_token_kl(pol.logits, ref.logits, pol.mask).sum(1)  # (N,)
+    return {"reward": float(rewards_of(reward_fn, ro.chats, ro.replies).mean()),
+            "gold": float(gold_rewards(ro.chats, ro.replies).mean()), "kl": float(kl.mean()),
+            "length": float(pol.mask.sum(1).float().mean()),
+            "words": sum(len(words(r.text)) for r in ro.replies) / len(ro.replies)}
+
+
 # ---------------------------------------------------------------------------
 # the reward with its KL penalty, and the group baseline
 # ---------------------------------------------------------------------------
@@ -323,7 +365,9 @@ class PPOConfig:
     max_new_tokens: int = 32  # covers every reference answer but the stories
     lr: float = 3e-5  # constant. Measured on the SFT model (gold reward, 80 steps): 3e-4 lowered the
     #                   reward it was trained on (KL 3 nats); 1e-4 drifted; 3e-5 held test gold
-    beta_kl: float = 0.05  # reward units per nat of KL to the reference (Gao et al. 2022 sweep it)
+    beta_kl: float = 0.2  # reward units per nat of KL to the reference (Gao et al. 2022 sweep it). Measured
+    #                       against notebook 07's fair reward model, 80 steps: 0.2 holds test gold (0.811 ->
+    #                       0.815) at ~0.2 nats; 0.05 drifts to ~3 nats and loses 0.08 gold; 0 collapses
     clip: float = 0.2  # PPO's trust region: ratios beyond 1 +- clip stop pushing (Schulman 2017)
     epochs: int = 2  # passes over each rollout: more reuse of samples, more off-policy
     minibatch: int = 16  # replies per gradient step: 4 updates per epoch at 16 x 4
@@ -428,7 +472,7 @@ def train_ppo(policy, reference, tokenizer, chats: list, reward_fn, cfg: PPOConf
     _check_not_same_model(policy, reference)
     if cfg.prompts_per_step > len(chats):
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} but only {len(chats)} chats were given.")
-    reference.requires_grad_(False)
+    policy.requires_grad_(True)  # trained in place; the reference is only read, under no_grad
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = make_optimizer(policy, TrainConfig(lr=cfg.lr, weight_decay=0.0))  # decay would pull to 0, not to SFT
     history, start = [], time.perf_counter()
@@ -441,6 +485,18 @@ def train_ppo(policy, reference, tokenizer, chats: list, reward_fn, cfg: PPOConf
                         **({"gold": f"{h['gold']:.3f}"} if h["gold"] is not None else {}), refresh=False)
     policy.eval()
     return history
+
+
+def run_ppo(chat_model, tokenizer, chats: list, reward_model, cfg: PPOConfig | None = None,
+            progress: bool = True):
+    """Notebook 08's recipe: a copy of ``chat_model`` (the SFT model) trained by ``train_ppo``
+    against ``reward_model`` on ``rl_prompts(chats)``, with the frozen original as the reference
+    and the gold rater watching. Returns (policy, history)."""
+    import copy
+    policy = copy.deepcopy(chat_model)
+    history = train_ppo(policy, chat_model, tokenizer, rl_prompts(chats), reward_model_fn(reward_model, tokenizer),
+                        cfg, gold_fn=gold_rewards, progress=progress)
+    return policy, history
 
 
 def ppo_step(policy, reference, tokenizer, chats, reward_fn, cfg: PPOConfig, optimizer, generator,
@@ -485,6 +541,57 @@ def best_of_n_kl(n: int) -> float:
     return math.log(n) - (n - 1) / n
 
 
+@torch.no_grad()
+def best_of_n_curve(policy, tokenizer, chats: list, ns: list[int], reward_fn, gold_fn=gold_rewards,
+                    max_new_tokens: int = 32, seed: int = 0, batch: int = 32) -> list[dict]:
+    """Best-of-n for every n in ``ns`` from one set of samples: ``max(ns)`` replies per chat, cut
+    into ``max(ns) // n`` disjoint groups of n; per n, the mean proxy reward and gold of each group's
+    pick, and ``best_of_n_kl(n)``. Every n sees the same samples, so the curve is smooth."""
+    top = max(ns)
+    if any(n < 1 or top % n for n in ns):
+        raise ValueError(f"every n must divide the largest one ({top}), got {list(ns)}.")
+    gen, proxy, gold = torch.Generator().manual_seed(seed), [], []
+    for lo in range(0, len(chats), batch):
+        ro = rollout(policy, tokenizer, chats[lo:lo + batch], top, max_new_tokens, gen)
+        proxy.append(rewards_of(reward_fn, ro.chats, ro.replies).view(-1, top))  # (P, top)
+        gold.append(rewards_of(gold_fn, ro.chats, ro.replies).view(-1, top))
+    proxy, gold = torch.cat(proxy), torch.cat(gold)  # (P, top)
+    out = []
+    for n in ns:
+        r, g = proxy.view(len(chats), top // n, n), gold.view(len(chats), top // n, n)  # (P, groups, n)
+        pick = r.argmax(-1, keepdim=True)  # (P, groups, 1)
+        out.append({"n": n, "kl_bound": best_of_n_kl(n), "reward": float(r.gather(-1, pick).mean()),
+                    "gold": float(g.gather(-1, pick).mean())})
+    return out
+
+
+def fit_gao(d, gain, form: str) -> dict:
+    """Least-squares fit of Gao et al. 2022's gold-reward curves (arXiv 2210.10760, eq. 1-2), with
+    ``d = sqrt(KL)`` to the initial policy and ``gain`` = gold minus the initial policy's gold:
+
+    * ``form="bon"``: best-of-n, ``gain = d (alpha - beta d)``;
+    * ``form="rl"``:  RL, ``gain = d (alpha - beta log d)``.
+
+    Both are linear in (alpha, beta). Returns alpha, beta, R^2 and the d of the fitted peak."""
+    d, gain = torch.as_tensor(d, dtype=torch.float64), torch.as_tensor(gain, dtype=torch.float64)
+    if form not in ("bon", "rl"):
+        raise ValueError(f"form must be 'bon' or 'rl', got {form!r}.")
+    if d.shape != gain.shape or d.dim() != 1 or len(d) < 3 or bool((d <= 0).any()):
+        raise ValueError(f"need >= 3 points with d > 0 and one gain per d; got d {tuple(d.shape)}, "
+                         f"gain {tuple(gain.shape)}.")
+    second = d * d if form == "bon" else d * torch.log(d)  # (M,)
+    X = torch.stack([d, -second], 1)  # (M, 2)
+    coef = torch.linalg.lstsq(X, gain[:, None]).solution[:, 0]  # (2,)
+    alpha, beta = float(coef[0]), float(coef[1])
+    resid = gain - X @ coef
+    r2 = 1.0 - float((resid ** 2).sum() / ((gain - gain.mean()) ** 2).sum())
+    if beta <= 0:
+        peak = float("inf")
+    else:
+        peak = alpha / (2 * beta) if form == "bon" else math.exp(alpha / beta - 1)
+    return {"alpha": alpha, "beta": beta, "r2": r2, "peak_d": peak}
+
+
 # ---------------------------------------------------------------------------
 # DPO: the preference loss, no sampling
 # ---------------------------------------------------------------------------
@@ -504,6 +611,31 @@ def dpo_loss(policy_logp_w: torch.Tensor, policy_logp_l: torch.Tensor, ref_logp_
         raise ValueError(f"the four log-prob tensors must have one shape (N,), got {sorted(shapes)}.")
     margin = (policy_logp_w - ref_logp_w) - (policy_logp_l - ref_logp_l)  # (N,)
     return -F.logsigmoid(beta * margin).mean()
+
+
+#: DPO as notebook 08 runs it: the course's training loop, 16 pairs a step; betas for the sweep.
+#: Measured at beta 0.1 on the 5124 pairs, 150 steps (~145 s on one core): lr 1e-5 moved the loss
+#: 0.693 -> 0.682 (test gold 0.811 -> 0.823); 3e-5 moved it to 0.661 (0.831), at 0.3 nats of KL.
+DPO_TRAIN = TrainConfig(steps=150, lr=3e-5, warmup_steps=10, weight_decay=0.0, eval_every=10**9)
+DPO_BETAS = (0.1, 0.3, 1.0)
+
+#: Notebook 08's sweep: PPO with the KL penalty small or off, PPO against the length-biased reward
+#: model, and DPO at several betas, each placed on the reward-vs-KL map with ``measure_policy``.
+PPO_SWEEP = {"fair_beta_0": ("fair", 0.0), "fair_beta_0.05": ("fair", 0.05),
+             "biased_beta_0.05": ("biased", 0.05)}
+
+
+def dpo_pairs(prompts: list[RankedPrompt]) -> list[tuple]:
+    """The labelers' rankings (notebook 07) as DPO's (chat, chosen_text, rejected_text): every
+    pair i ranked above j, as the reward model's loss uses them. Pairs with an unfinished
+    answer are left out (DPO's replies end their turn)."""
+    out = []
+    for p in prompts:
+        for a, i in enumerate(p.order):
+            for j in p.order[a + 1:]:
+                if p.answers[i].finished and p.answers[j].finished:
+                    out.append((p.chat, p.answers[i].text, p.answers[j].text))
+    return out
 
 
 def dpo_tensors(tokenizer, pairs: list, block_size: int):
@@ -540,10 +672,11 @@ def train_dpo(policy, reference, tokenizer, pairs: list, beta: float = 0.1, cfg:
     _check_not_same_model(policy, reference)
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}.")
-    cfg = cfg or TrainConfig(steps=100, lr=1e-4, warmup_steps=10, weight_decay=0.0, eval_every=50)
+    cfg = cfg or DPO_TRAIN
     x, y = dpo_tensors(tokenizer, pairs, policy.config.block_size)  # (2, P, T), (2, P, T)
-    with torch.no_grad(), _eval_mode(reference):
-        ref = torch.stack([sequence_logprobs(reference, x[k], y[k]) for k in (0, 1)])  # (2, P)
+    with torch.no_grad(), _eval_mode(reference):  # in chunks: the logits of every pair at once are GBs
+        ref = torch.stack([torch.cat([sequence_logprobs(reference, x[k, lo:lo + 256], y[k, lo:lo + 256])
+                                      for lo in range(0, x.size(1), 256)]) for k in (0, 1)])  # (2, P)
     gen = torch.Generator().manual_seed(seed)
 
     def batches(step: int):
