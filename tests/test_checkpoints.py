@@ -180,9 +180,10 @@ def test_rlhf_sweep_is_current():
     import json
 
     from utils.paths import CHECKPOINT_DIR
-    from utils.rlhf import DPO_BETAS, PPO_SWEEP, PPOConfig
+    from utils.rlhf import DPO_BETAS, PPO_SWEEP, SWEEP_EVAL_AT, PPOConfig
     sweep = json.loads((CHECKPOINT_DIR / "rlhf_sweep.json").read_text())
     assert {k: (v["reward_model"], v["beta_kl"]) for k, v in sweep["ppo"].items()} == \
         dict(PPO_SWEEP), "rebuild: python -m utils.build rlhf_sweep"
     assert all(len(v["history"]) == PPOConfig().steps for v in sweep["ppo"].values())
+    assert all([t["step"] for t in v["trajectory"]] == list(SWEEP_EVAL_AT) for v in sweep["ppo"].values())
     assert sorted(float(b) for b in sweep["dpo"]) == sorted(DPO_BETAS)

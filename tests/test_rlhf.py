@@ -224,6 +224,22 @@ def test_train_ppo_runs_leaves_the_reference_alone_and_reports(policy, tok, rows
     assert parameter_checksum(reference) == ref_sum and parameter_checksum(policy) != pol_sum
 
 
+def test_train_ppo_evaluates_before_the_updates_of_the_steps_asked_for(policy, tok, rows):
+    reference = copy.deepcopy(policy)
+    start = parameter_checksum(policy)
+    seen = []
+
+    def evaluate(model):
+        seen.append(parameter_checksum(model))
+        return {"n": len(seen)}
+
+    cfg = PPOConfig(steps=3, n=2, prompts_per_step=2, max_new_tokens=4, beta_kl=0.1)
+    hist = train_ppo(policy, reference, tok, rows, gold_rewards, cfg, progress=False, evaluate=evaluate,
+                     eval_at=(0, 2))
+    assert [h.get("eval") for h in hist] == [{"n": 1}, None, {"n": 2}]
+    assert seen[0] == start and seen[1] != start  # step 0: the starting policy; step 2: after two updates
+
+
 # ---------------------------------------------------------------- best-of-n
 def test_best_of_n_picks_the_reply_with_the_highest_reward(policy, tok, rows):
     def longest(chats, replies):

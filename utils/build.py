@@ -54,6 +54,7 @@ from utils.rlhf import (
     DPO_BETAS,
     DPO_TRAIN,
     PPO_SWEEP,
+    SWEEP_EVAL_AT,
     PPOConfig,
     dpo_pairs,
     measure_policy,
@@ -234,9 +235,13 @@ def build_rlhf_sweep() -> None:
     out = {"sft": {k: measure_policy(sft, sft, tokenizer, test, fn) for k, fn in fns.items()},
            "sft_test_gold": chat_eval(sft, tokenizer, test)["gold"], "ppo": {}, "dpo": {}}
     for name, (rm, beta) in PPO_SWEEP.items():
-        policy, history = run_ppo(sft, tokenizer, chats, rms[rm], PPOConfig(beta_kl=beta), progress=False)
+        policy, history = run_ppo(sft, tokenizer, chats, rms[rm], PPOConfig(beta_kl=beta), progress=False,
+                                  evaluate=lambda p, fn=fns[rm]: measure_policy(p, sft, tokenizer, test, fn),
+                                  eval_at=SWEEP_EVAL_AT)
         greedy = chat_eval(policy, tokenizer, test)
+        trajectory = [{"step": h["step"], **h["eval"]} for h in history if "eval" in h]
         out["ppo"][name] = {"reward_model": rm, "beta_kl": beta, "history": _compact(history),
+                            "trajectory": trajectory,
                             "test_gold": greedy["gold"], "by_kind": greedy["by_kind"],
                             "top_replies": _top_replies(test, greedy, fns),
                             "final": {k: measure_policy(policy, sft, tokenizer, test, fn) for k, fn in fns.items()}}

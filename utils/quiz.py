@@ -22,7 +22,7 @@ from utils.checks import CheckError
 from utils.paths import NOTEBOOK_DIR
 
 #: Notebooks that are designed but not yet in this release: number -> title.
-PLANNED = {"08": "RLHF: PPO, DPO, best-of-n", "09": "Does it learn from you?", "10": "Limits"}
+PLANNED = {"09": "Does it learn from you?", "10": "Limits"}
 
 
 @dataclass(frozen=True)

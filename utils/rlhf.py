@@ -270,14 +270,21 @@ def measure_policy(policy, reference, tokenizer, chats: list, reward_fn, n: int 
     with no sampling noise inside a position, and never negative)."""
     ro = rollout(policy, tokenizer, chats, n, max_new_tokens, torch.Generator().manual_seed(seed))
     ids = [r.ids for r in ro.replies]
-    with _eval_mode(policy), _eval_mode(reference):
-        pol = answer_logprobs(policy, tokenizer, ro.chats, ids)
-        ref = answer_logprobs(reference, tokenizer, ro.chats, ids)
-    kl = per_token_kl(pol.logits, ref.logits, pol.mask).sum(1)  # (N,)
+    kl = torch.cat([sequence_kl(policy, reference, tokenizer, ro.chats[lo:lo + 256], ids[lo:lo + 256])
+                    for lo in range(0, len(ids), 256)])  # (N,): in chunks, the logits of all at once are GBs
     return {"reward": float(rewards_of(reward_fn, ro.chats, ro.replies).mean()),
             "gold": float(gold_rewards(ro.chats, ro.replies).mean()), "kl": float(kl.mean()),
-            "length": float(pol.mask.sum(1).float().mean()),
+            "length": float(sum(len(i) for i in ids) / len(ids)),
             "words": sum(len(words(r.text)) for r in ro.replies) / len(ro.replies)}
+
+
+@torch.no_grad()
+def sequence_kl(policy, reference, tokenizer, chats: list, reply_ids_list: list) -> torch.Tensor:
+    """Each reply's summed exact KL(pi || pi_ref) along its tokens (``per_token_kl``), (N,)."""
+    with _eval_mode(policy), _eval_mode(reference):
+        pol = answer_logprobs(policy, tokenizer, chats, reply_ids_list)  # (N, L), (N, L, V), (N, L)
+        ref = answer_logprobs(reference, tokenizer, chats, reply_ids_list)
+    return per_token_kl(pol.logits, ref.logits, pol.mask).sum(1)  # (N,)
 
 
 # ---------------------------------------------------------------------------
@@ -456,7 +463,7 @@ def _minibatch_loss(policy, tokenizer, batch: PPOBatch, rows: list[int], cfg: PP
 
 
 def train_ppo(policy, reference, tokenizer, chats: list, reward_fn, cfg: PPOConfig | None = None,
-              gold_fn=None, progress: bool = True) -> list[dict]:
+              gold_fn=None, progress: bool = True, evaluate=None, eval_at=()) -> list[dict]:
     """InstructGPT's step 3: ``cfg.steps`` PPO steps on ``policy``, in place, against ``reward_fn``.
 
     Each step draws ``cfg.prompts_per_step`` chats, samples ``cfg.n`` replies to each
@@ -466,7 +473,9 @@ def train_ppo(policy, reference, tokenizer, chats: list, reward_fn, cfg: PPOConf
 
     Returns one dict per step: ``step``, ``reward`` (mean proxy reward of the samples),
     ``kl`` (mean summed KL per reply, nats), ``gold`` (or None), ``length`` (mean reply
-    tokens), ``clip_frac``, ``seconds`` (since the start).
+    tokens), ``clip_frac``, ``seconds`` (since the start). With ``evaluate(policy) -> dict``, step
+    ``s`` in ``eval_at`` also holds ``eval``: measured *before* that step's update (step 0: the
+    starting policy), e.g. ``measure_policy`` on held-out prompts.
     """
     cfg = cfg or PPOConfig()
     _check_not_same_model(policy, reference)
@@ -478,8 +487,9 @@ def train_ppo(policy, reference, tokenizer, chats: list, reward_fn, cfg: PPOConf
     history, start = [], time.perf_counter()
     bar = tqdm(range(cfg.steps), desc="PPO", disable=not progress, mininterval=1.0)
     for step in bar:
+        measured = {"eval": evaluate(policy)} if evaluate is not None and step in eval_at else {}
         history.append(ppo_step(policy, reference, tokenizer, chats, reward_fn, cfg, opt, gen, gold_fn))
-        history[-1].update(step=step, seconds=time.perf_counter() - start)
+        history[-1].update(step=step, seconds=time.perf_counter() - start, **measured)
         h = history[-1]
         bar.set_postfix(reward=f"{h['reward']:.3f}", kl=f"{h['kl']:.2f}",
                         **({"gold": f"{h['gold']:.3f}"} if h["gold"] is not None else {}), refresh=False)
@@ -488,14 +498,14 @@ def train_ppo(policy, reference, tokenizer, chats: list, reward_fn, cfg: PPOConf
 
 
 def run_ppo(chat_model, tokenizer, chats: list, reward_model, cfg: PPOConfig | None = None,
-            progress: bool = True):
+            progress: bool = True, evaluate=None, eval_at=()):
     """Notebook 08's recipe: a copy of ``chat_model`` (the SFT model) trained by ``train_ppo``
     against ``reward_model`` on ``rl_prompts(chats)``, with the frozen original as the reference
     and the gold rater watching. Returns (policy, history)."""
     import copy
     policy = copy.deepcopy(chat_model)
     history = train_ppo(policy, chat_model, tokenizer, rl_prompts(chats), reward_model_fn(reward_model, tokenizer),
-                        cfg, gold_fn=gold_rewards, progress=progress)
+                        cfg, gold_fn=gold_rewards, progress=progress, evaluate=evaluate, eval_at=eval_at)
     return policy, history
 
 
@@ -623,6 +633,9 @@ DPO_BETAS = (0.1, 0.3, 1.0)
 #: model, and DPO at several betas, each placed on the reward-vs-KL map with ``measure_policy``.
 PPO_SWEEP = {"fair_beta_0": ("fair", 0.0), "fair_beta_0.05": ("fair", 0.05),
              "biased_beta_0.05": ("biased", 0.05)}
+#: The steps at which each sweep run is measured on the held-out prompts (``measure_policy``), before
+#: that step's update; the end of the run is measured too. Gao et al.'s curves are drawn through these.
+SWEEP_EVAL_AT = (0, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 def dpo_pairs(prompts: list[RankedPrompt]) -> list[tuple]:
