@@ -30,6 +30,7 @@ second one would show up as a fake KL).
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import contextmanager
@@ -502,7 +503,6 @@ def run_ppo(chat_model, tokenizer, chats: list, reward_model, cfg: PPOConfig | N
     """Notebook 08's recipe: a copy of ``chat_model`` (the SFT model) trained by ``train_ppo``
     against ``reward_model`` on ``rl_prompts(chats)``, with the frozen original as the reference
     and the gold rater watching. Returns (policy, history)."""
-    import copy
     policy = copy.deepcopy(chat_model)
     history = train_ppo(policy, chat_model, tokenizer, rl_prompts(chats), reward_model_fn(reward_model, tokenizer),
                         cfg, gold_fn=gold_rewards, progress=progress, evaluate=evaluate, eval_at=eval_at)
