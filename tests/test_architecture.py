@@ -11,12 +11,12 @@ import pytest
 from utils.paths import ROOT
 
 #: The flow of ideas. Side branches (probe: notebook 04's measurements; induction:
-#: notebook 05's toy model) sit where their inputs are ready; speedrun chains the whole
-#: recipe after build. The last three are
-#: tools around the course (the quiz, the set-up check, the JupyterLab launcher).
+#: notebook 05's toy model) sit where their inputs are ready; notebook 09's privacy, feedback
+#: database and users follow RLHF; speedrun chains the whole recipe after build. The last three
+#: are tools around the course (the quiz, the set-up check, the JupyterLab launcher).
 FLOW = ["paths", "plots", "repro", "checks", "world", "chats", "gold", "text", "attention", "model",
         "logprobs", "sampling", "train", "pretrain", "probe", "induction", "chat", "sft", "evaluate",
-        "reward", "rlhf", "checkpoints", "build", "speedrun", "quiz", "envcheck", "lab"]
+        "reward", "rlhf", "privacy", "feedback", "users", "checkpoints", "build", "speedrun", "quiz", "envcheck", "lab"]
 MODULES = sorted(p.stem for p in (ROOT / "utils").glob("*.py") if p.stem != "__init__")
 
 

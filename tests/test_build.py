@@ -16,4 +16,4 @@ def test_shipped_data_matches_a_fresh_build(tmp_path):
 
 def test_every_artifact_has_a_builder_in_dependency_order():
     assert list(BUILDERS) == ["data", "tokenizer", "pretrained", "scaling", "sft", "reward",
-                              "reward_length_biased", "reward_sweep", "ppo", "rlhf_sweep"]
+                              "reward_length_biased", "reward_sweep", "ppo", "rlhf_sweep", "feedback_runs", "feedback_tuning"]

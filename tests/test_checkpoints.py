@@ -187,3 +187,17 @@ def test_rlhf_sweep_is_current():
     assert all(len(v["history"]) == PPOConfig().steps for v in sweep["ppo"].values())
     assert all([t["step"] for t in v["trajectory"]] == list(SWEEP_EVAL_AT) for v in sweep["ppo"].values())
     assert sorted(float(b) for b in sweep["dpo"]) == sorted(DPO_BETAS)
+
+
+def test_feedback_runs_are_current():
+    import json
+
+    from utils.paths import CHECKPOINT_DIR
+    from utils.users import ATTACKERS, PER_USER_CAP
+    runs = json.loads((CHECKPOINT_DIR / "feedback_runs.json").read_text())["runs"]
+    expected = {"v2", "v3", "v2_agreeable", "v2_capped"} | {f"v2_attackers_{k}{c}" for k in ATTACKERS
+                                                            for c in ("", "_capped")}
+    assert set(runs) == expected, "rebuild: python -m utils.build feedback_runs"
+    assert all(r.get("max_per_user") == PER_USER_CAP for name, r in runs.items() if name.endswith("capped"))
+    assert [runs[f"v2_attackers_{k}"]["trigger"] for k in ATTACKERS] == sorted(
+        runs[f"v2_attackers_{k}"]["trigger"] for k in ATTACKERS), "more attackers, more poisoned pairs"

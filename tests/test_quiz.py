@@ -108,7 +108,7 @@ def test_check_answer_explains_and_names_the_tests_and_sources(capsys):
     assert check_answer(1, " A ") is False  # case and spaces do not matter
     assert capsys.readouterr().out.startswith("Not quite.")
     assert check_answer(4, "a") is False
-    assert "Planned: notebook 09" in capsys.readouterr().out
+    assert "Tested in notebook 09" in capsys.readouterr().out
 
 
 def test_check_answer_without_a_choice_prints_the_question(capsys):

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from utils import feedback
 from utils.chat import Reply
 from utils.chats import build_chats, chats_jsonl, load_chats, split
 from utils.checkpoints import (
@@ -35,6 +36,7 @@ from utils.evaluate import behaviour, chat_eval
 from utils.model import GPTConfig
 from utils.paths import CHECKPOINT_DIR, DATA_DIR
 from utils.pretrain import PRETRAIN, load_lm_data, pretrain, scaling_point, scaling_runs
+from utils.repro import seed_everything
 from utils.reward import (
     BIASED_REWARD,
     REWARD,
@@ -66,6 +68,25 @@ from utils.rlhf import (
 from utils.sft import SFT, demonstrations, finetune
 from utils.text import load_tokenizer, tokenizer_path, train_course_tokenizer
 from utils.train import eval_loss
+from utils.users import (
+    AGREEABLE_SHARE,
+    ATTACKERS,
+    DPO_GRID,
+    FEEDBACK_USERS,
+    NEXT_VERSION_BETA,
+    NEXT_VERSION_DPO,
+    PER_USER_CAP,
+    collect_pairs,
+    deploy,
+    gold_by_prompt,
+    make_users,
+    measure_version,
+    pair_kinds,
+    paired_gain,
+    request_pool,
+    train_next_version,
+    validation_prompts,
+)
 from utils.world import STORY_SEPARATOR, WORLD_SEED, build_corpus
 
 
@@ -259,6 +280,59 @@ def build_rlhf_sweep() -> None:
     (CHECKPOINT_DIR / "rlhf_sweep.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
+def build_feedback_runs() -> None:
+    """Notebook 09's versions and risks: v1 -> v2 -> v3 on honest users' feedback; v2 on agreeable
+    users' feedback (sycophancy); v2 with a few attackers (poisoning), with and without the per-user cap."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    v1 = load_course_model(PPO_MODEL)
+    pool = request_pool(chats)
+    out = {"v1": measure_version(v1, v1, tokenizer, chats), "runs": {}}
+    print("v1", out["v1"])
+
+    def run(name, users, model=v1, seed=0, **kw):
+        db = feedback.connect()
+        deploy(db, model, tokenizer, users, pool, name, seed)
+        pairs = collect_pairs(db, users, **kw)
+        nxt = train_next_version(model, tokenizer, pairs, seed=seed)
+        out["runs"][name] = {**pair_kinds(pairs), **kw, "measured": measure_version(nxt, v1, tokenizer, chats)}
+        print(name, out["runs"][name])
+        return nxt
+
+    honest = make_users(FEEDBACK_USERS, 0)
+    v2 = run("v2", honest)
+    run("v3", honest, model=v2, seed=1)
+    run("v2_agreeable", make_users(FEEDBACK_USERS, 0, agreeable=AGREEABLE_SHARE))
+    for k in ATTACKERS:
+        run(f"v2_attackers_{k}", make_users(FEEDBACK_USERS, 0, malicious=k))
+        run(f"v2_attackers_{k}_capped", make_users(FEEDBACK_USERS, 0, malicious=k), max_per_user=PER_USER_CAP)
+    run("v2_capped", honest, max_per_user=PER_USER_CAP)
+    (CHECKPOINT_DIR / "feedback_runs.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def build_feedback_tuning() -> None:
+    """How the next version's DPO setting was chosen: each (lr, steps) of ``DPO_GRID`` trained on notebook
+    09's pairs, its sampled-gold gain over v1 on validation prompts (train prompts nobody asked) -- the
+    choice -- and on the test prompts (reported, not used to choose)."""
+    tokenizer, chats = load_tokenizer(), load_chats()
+    v1 = load_course_model(PPO_MODEL)
+    pool, people, db = request_pool(chats), make_users(FEEDBACK_USERS, 0), feedback.connect()
+    deploy(db, v1, tokenizer, people, pool, "v1", 0)
+    pairs = collect_pairs(db, people)
+    sets = {"validation": validation_prompts(chats, pool), "test": rl_prompts(chats, "test")}
+    base = {k: gold_by_prompt(v1, tokenizer, rows, n=8, seed=1) for k, rows in sets.items()}
+    out = {"pairs": len(pairs), "beta": NEXT_VERSION_BETA, "prompts": {k: len(v) for k, v in sets.items()}, "grid": []}
+    for lr, steps in DPO_GRID:
+        nxt = copy.deepcopy(v1)
+        seed_everything(0)
+        train_dpo(nxt, v1, tokenizer, pairs, NEXT_VERSION_BETA, replace(NEXT_VERSION_DPO, lr=lr, steps=steps),
+                  progress=False)
+        gains = {k: paired_gain(base[k], gold_by_prompt(nxt.eval(), tokenizer, rows, n=8, seed=1))
+                 for k, rows in sets.items()}
+        out["grid"].append({"lr": lr, "steps": steps, **gains})
+        print(lr, steps, gains)
+    (CHECKPOINT_DIR / "feedback_tuning.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def _top_replies(chats, result, reward_fns, top: int = 6) -> list[dict]:
     """A policy's most frequent greedy replies, with their gold and proxy rewards."""
 
@@ -281,7 +355,8 @@ def _compact(history: list[dict]) -> list[dict]:
 DATA_BUILDERS = {"data": build_data, "tokenizer": build_tokenizer}
 CHECKPOINT_BUILDERS = {"pretrained": build_pretrained, "scaling": build_scaling, "sft": build_sft,
                        "reward": build_reward, "reward_length_biased": build_biased_reward,
-                       "reward_sweep": build_reward_sweep, "ppo": build_ppo, "rlhf_sweep": build_rlhf_sweep}
+                       "reward_sweep": build_reward_sweep, "ppo": build_ppo, "rlhf_sweep": build_rlhf_sweep,
+                       "feedback_runs": build_feedback_runs, "feedback_tuning": build_feedback_tuning}
 BUILDERS = {**DATA_BUILDERS, **CHECKPOINT_BUILDERS}
 
 

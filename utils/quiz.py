@@ -4,7 +4,7 @@ Each question is a popular claim with *neutral* options ("True", "False", or a
 rival claim): an option's label never gives its verdict away. The explanation
 of an option appears only after it is picked -- the HF course's habit: a quiz
 answer explains why each wrong option is wrong. Every question names the
-notebook whose experiment tests it (or says "planned: notebook 09" for a
+notebook whose experiment tests it (or says "planned: notebook 10" for a
 notebook not yet in this release) and its sources: title, publisher, date, link.
 Claims about how OpenAI uses data are dated by ``AS_OF``: policies change, so
 re-read the sources before teaching.
@@ -22,7 +22,7 @@ from utils.checks import CheckError
 from utils.paths import NOTEBOOK_DIR
 
 #: Notebooks that are designed but not yet in this release: number -> title.
-PLANNED = {"09": "Does it learn from you?", "10": "Limits"}
+PLANNED = {"10": "Limits"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Experiment:
     what: str  # what it measures, as a noun phrase
 
     def describe(self) -> str:
-        """'Tested in notebook 05: ...', or 'Planned: notebook 09 ...' for a notebook not in this release yet."""
+        """'Tested in notebook 05: ...', or 'Planned: notebook 10 ...' for a notebook not in this release yet."""
         if notebook_label(self.notebook).startswith("planned"):
             return f"Planned: notebook {self.notebook} (not in this release yet) will test it: {self.what}."
         return f"Tested in notebook {self.notebook}: {self.what}."
@@ -85,7 +85,7 @@ class Question:
 
 
 def notebook_label(number: str) -> str:
-    """'notebook 05' if it ships with this release, 'planned: notebook 09' if it is designed but not here yet."""
+    """'notebook 05' if it ships with this release, 'planned: notebook 10' if it is designed but not here yet."""
     if any(NOTEBOOK_DIR.glob(f"{number}_*.ipynb")):
         return f"notebook {number}"
     if number in PLANNED:
@@ -164,7 +164,8 @@ QUIZ = (
                "Poisoning is one risk, but honest feedback can do harm too: people tend to prefer answers that "
                "agree with them, so a model trained to please them can become sycophantic (OpenAI's post-mortem "
                "of 2025-05-02; Sharma et al. 2023)."),
-    ), (Experiment("09", "sycophancy learned from agreeable raters, and a backdoor from a few malicious ones"),),
+    ), (Experiment("09", "agreeable users as the judge: better on average, worse for the users who were wrong; "
+                   "a backdoor planted by a few malicious ones"),),
         (SYCOPHANCY_POST, SHARMA_2023)),
     Question("\"A plain language model, with no search tool, knows facts from the text it was pretrained on.\"", (
         Option("True", True,
