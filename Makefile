@@ -31,7 +31,7 @@ checkpoints: $(STAMP)
 	$(BIN)/python -m utils.build
 
 # The whole recipe from nothing (world, tokenizer, pretraining, SFT, reward model, PPO) with a
-# report card in runs/speedrun/: 4.2 min on 2 cores with AMX (Intel), 9.4 min without (AMD, cores shared).
+# report card in runs/speedrun/: 4.2 min on 2 cores with AMX (Intel), 6.4 min without (AMD).
 speedrun: $(STAMP)
 	$(BIN)/python -m utils.speedrun
 
